@@ -1,0 +1,174 @@
+# vigil - build, test and run.
+#
+#   make            build every program into build/bin/
+#   make asan       the same with ASan+UBSan into build/asan/, then the test suite
+#   make test       build (normal and ASan), start the local cluster, run everything
+#   make demo       bring up the local control plane and show it
+#   make deps       install the Debian packages the build and tests need
+#   make fuzz       build libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#
+# Layout conventions the rules below rely on:
+#   lib/*.c                     -> libvigil.a (headers in lib/vigil/)
+#   <prog-dir>/*.c              -> build/bin/<name> (table PROGRAMS below)
+#   <dir>/test/test_*.c         -> build/test/<dir>/test_* (cmocka), linked
+#                                  with the directory's objects minus main.o
+#   e2e/test_*.c                -> build/e2e/test_* (run against the cluster)
+#   lib/fuzz/fuzz_*.c           -> build/fuzz/fuzz_* (clang libFuzzer)
+
+BUILD    ?= build
+CC       ?= gcc
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
+SAN      ?=
+OPT      ?= -O2 -g
+
+PKGS     := libcurl jansson yaml-0.1 openssl libpq hiredis libwebsockets
+
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wwrite-strings -Wpointer-arith \
+            -Wvla -Wundef -Wimplicit-fallthrough -fno-common -Werror
+CPPFLAGS += -D_GNU_SOURCE -Ilib -MMD -MP
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SAN) -pthread
+LDFLAGS  += $(SAN) -pthread
+
+DEPS_STAMP := build/.deps-ok
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+CPPFLAGS += $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm
+
+# name:directory of every program; a program is built once its directory has a main.c
+PROGRAMS := vigil-operator:operator \
+            vigil-gateway:controlplane/gateway \
+            vigil-worker:controlplane/worker \
+            vigil-brain:controlplane/brain \
+            vigil-agent:agents/scanner
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIBVIGIL := $(BUILD)/lib/libvigil.a
+
+.PHONY: all asan test test-unit demo demo-down deps cluster-up cluster-down \
+        fuzz clean format check-format
+.DEFAULT_GOAL := all
+
+all: $(DEPS_STAMP) $(LIBVIGIL) programs tests
+
+$(DEPS_STAMP): scripts/deps.sh
+	@bash scripts/deps.sh
+	@mkdir -p $(dir $@) && touch $@
+
+deps:
+	@bash scripts/deps.sh
+	@mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP)
+
+# Objects wait for the dependency check so a fresh machine needs no manual step.
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBVIGIL): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# --- programs -----------------------------------------------------------
+BIN_TARGETS :=
+TEST_TARGETS :=
+
+# $(1)=program name, $(2)=directory
+define PROGRAM_RULES
+$(2)_SRC := $$(wildcard $(2)/*.c)
+$(2)_OBJ := $$($(2)_SRC:%.c=$$(BUILD)/obj/%.o)
+$(2)_LIBOBJ := $$(filter-out $$(BUILD)/obj/$(2)/main.o,$$($(2)_OBJ))
+BIN_TARGETS += $$(BUILD)/bin/$(1)
+$$(BUILD)/bin/$(1): $$($(2)_OBJ) $$(LIBVIGIL)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$($(2)_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$($(1)_LIBS)
+endef
+
+# $(1)=directory whose test/test_*.c are cmocka tests, $(2)=objects they link
+define TEST_RULES
+$(1)_TESTS := $$(patsubst $(1)/test/%.c,$$(BUILD)/test/$(1)/%,$$(wildcard $(1)/test/test_*.c))
+TEST_TARGETS += $$($(1)_TESTS)
+$$(BUILD)/test/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(LIBVIGIL)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
+endef
+
+$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/main.c),\
+  $(eval $(call PROGRAM_RULES,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p)))))))
+$(eval $(call TEST_RULES,lib,))
+$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/test/test_*.c),\
+  $(eval $(call TEST_RULES,$(word 2,$(subst :, ,$(p))),$$($(word 2,$(subst :, ,$(p)))_LIBOBJ)))))
+
+# e2e test programs: C clients driving the local cluster and real services
+E2E_TESTS := $(patsubst e2e/%.c,$(BUILD)/e2e/%,$(wildcard e2e/test_*.c))
+TEST_TARGETS += $(E2E_TESTS)
+$(BUILD)/e2e/%: $(BUILD)/obj/e2e/%.o $(LIBVIGIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBVIGIL) $(LDLIBS) $(CMOCKA_LIBS)
+
+programs: $(BIN_TARGETS)
+tests: $(TEST_TARGETS)
+.PHONY: programs tests
+
+# --- sanitizers ---------------------------------------------------------
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+asan-build: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN="$(ASAN_FLAGS)" OPT="-O1 -g" all
+
+asan: asan-build
+	@bash scripts/run-tests.sh build/asan
+
+.PHONY: asan-build
+
+# --- tests --------------------------------------------------------------
+# Unit, integration and e2e suites, normal build then ASan+UBSan build.
+test: all asan-build
+	@bash scripts/run-tests.sh build build/asan
+
+test-unit: all
+	@VIGIL_SUITES=unit bash scripts/run-tests.sh build
+
+# --- local Kubernetes control plane -------------------------------------
+cluster-up:
+	@bash e2e/cluster/up.sh
+
+cluster-down:
+	@bash e2e/cluster/down.sh
+
+demo: all
+	@bash scripts/demo.sh
+
+demo-down:
+	@bash scripts/demo.sh down
+
+# --- fuzzing ------------------------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard lib/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst lib/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+build/fuzz/%: lib/fuzz/%.c $(LIB_SRC) $(wildcard lib/vigil/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm -pthread
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+.PHONY: fuzz-build
+
+# --- housekeeping -------------------------------------------------------
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
