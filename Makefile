@@ -32,6 +32,13 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib -MMD -MP
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS  += $(SAN) -pthread
 
+# V=1 shows every command
+ifeq ($(V),1)
+Q_CC :=
+else
+Q_CC = @echo "  CC      $@";
+endif
+
 DEPS_STAMP := build/.deps-ok
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -49,6 +56,8 @@ PROGRAMS := vigil-operator:operator \
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIBVIGIL := $(BUILD)/lib/libvigil.a
+# linked into every test binary: real PostgreSQL/Redis servers for tests
+TS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard lib/testsupport/*.c))
 
 .PHONY: all asan test test-unit demo demo-down deps cluster-up cluster-down \
         fuzz clean format check-format
@@ -67,7 +76,7 @@ deps:
 # Objects wait for the dependency check so a fresh machine needs no manual step.
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(Q_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBVIGIL): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -92,9 +101,9 @@ endef
 define TEST_RULES
 $(1)_TESTS := $$(patsubst $(1)/test/%.c,$$(BUILD)/test/$(1)/%,$$(wildcard $(1)/test/test_*.c))
 TEST_TARGETS += $$($(1)_TESTS)
-$$(BUILD)/test/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(LIBVIGIL)
+$$(BUILD)/test/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(TS_OBJ) $$(LIBVIGIL)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(TS_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
 endef
 
 $(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/main.c),\
@@ -106,9 +115,9 @@ $(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/test/test_*.
 # e2e test programs: C clients driving the local cluster and real services
 E2E_TESTS := $(patsubst e2e/%.c,$(BUILD)/e2e/%,$(wildcard e2e/test_*.c))
 TEST_TARGETS += $(E2E_TESTS)
-$(BUILD)/e2e/%: $(BUILD)/obj/e2e/%.o $(LIBVIGIL)
+$(BUILD)/e2e/%: $(BUILD)/obj/e2e/%.o $(TS_OBJ) $(LIBVIGIL)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBVIGIL) $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(TS_OBJ) $(LIBVIGIL) $(LDLIBS) $(CMOCKA_LIBS)
 
 programs: $(BIN_TARGETS)
 tests: $(TEST_TARGETS)

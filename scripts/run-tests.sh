@@ -42,8 +42,8 @@ run_one() {
 	rc=$?
 	t1=$(date +%s.%N)
 	# cmocka: "[  PASSED  ] 3 test(s)." / "[  FAILED  ] 1 test(s), listed below:"
-	ok=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-	bad=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+	ok=$(grep -oaE '\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+	bad=$(grep -oaE '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
 	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
 		# not a cmocka binary (a script): one case
 		if [ $rc -eq 0 ]; then ok=1; else bad=1; fi
