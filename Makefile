@@ -46,7 +46,8 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 CPPFLAGS += $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm
 
-# name:directory of every program; a program is built once its directory has a main.c
+# name:directory of every program; the binary is built once its directory has
+# a main.c, and the directory's other objects link into its tests before that
 PROGRAMS := vigil-operator:operator \
             vigil-gateway:controlplane/gateway \
             vigil-worker:controlplane/worker \
@@ -91,7 +92,7 @@ define PROGRAM_RULES
 $(2)_SRC := $$(wildcard $(2)/*.c)
 $(2)_OBJ := $$($(2)_SRC:%.c=$$(BUILD)/obj/%.o)
 $(2)_LIBOBJ := $$(filter-out $$(BUILD)/obj/$(2)/main.o,$$($(2)_OBJ))
-BIN_TARGETS += $$(BUILD)/bin/$(1)
+BIN_TARGETS += $$(if $$(wildcard $(2)/main.c),$$(BUILD)/bin/$(1))
 $$(BUILD)/bin/$(1): $$($(2)_OBJ) $$(LIBVIGIL)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$($(2)_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$($(1)_LIBS)
@@ -101,12 +102,13 @@ endef
 define TEST_RULES
 $(1)_TESTS := $$(patsubst $(1)/test/%.c,$$(BUILD)/test/$(1)/%,$$(wildcard $(1)/test/test_*.c))
 TEST_TARGETS += $$($(1)_TESTS)
+$$(BUILD)/obj/$(1)/test/%.o: CPPFLAGS += -I$(1)
 $$(BUILD)/test/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(TS_OBJ) $$(LIBVIGIL)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(TS_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
 endef
 
-$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/main.c),\
+$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/*.c),\
   $(eval $(call PROGRAM_RULES,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p)))))))
 $(eval $(call TEST_RULES,lib,))
 $(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/test/test_*.c),\
