@@ -2,6 +2,7 @@
 #include "workqueue.h"
 
 #include "vigil/err.h"
+#include "vigil/ratelimit.h"
 #include "vigil/strmap.h"
 
 #include <math.h>
@@ -32,7 +33,7 @@ struct workqueue {
 	struct delayed *heap;	     /* min-heap on due; stale entries skipped */
 	size_t nheap, capheap;
 
-	double tokens, refilled_at;  /* global bucket */
+	struct vg_ratelimit *bucket; /* global, shared by every key */
 	uint64_t adds, retries;
 	int shutdown;
 };
@@ -74,8 +75,11 @@ struct workqueue *workqueue_new(const struct workqueue_opts *opts)
 	vg_strmap_init(&q->processing, NULL);
 	vg_strmap_init(&q->waiting, free);
 	vg_strmap_init(&q->failures, NULL);
-	q->tokens = q->o.burst;
-	q->refilled_at = q->o.now();
+	q->bucket = vg_ratelimit_new(q->o.qps, q->o.burst, NULL);
+	if (!q->bucket) {
+		workqueue_free(q);
+		return NULL;
+	}
 	return q;
 }
 
@@ -93,6 +97,7 @@ void workqueue_free(struct workqueue *q)
 	vg_strmap_cleanup(&q->processing);
 	vg_strmap_cleanup(&q->waiting);
 	vg_strmap_cleanup(&q->failures);
+	vg_ratelimit_free(q->bucket);
 	pthread_cond_destroy(&q->cond);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
@@ -261,20 +266,6 @@ int workqueue_add_after(struct workqueue *q, const char *key, double seconds)
 	return rc;
 }
 
-/* Seconds until the global bucket has a token for this request (reserving
- * it); called with the lock held. */
-static double bucket_reserve(struct workqueue *q)
-{
-	double now = q->o.now();
-
-	q->tokens += (now - q->refilled_at) * q->o.qps;
-	if (q->tokens > q->o.burst)
-		q->tokens = q->o.burst;
-	q->refilled_at = now;
-	q->tokens -= 1;
-	return q->tokens >= 0 ? 0 : -q->tokens / q->o.qps;
-}
-
 int workqueue_add_rate_limited(struct workqueue *q, const char *key)
 {
 	intptr_t n;
@@ -286,7 +277,7 @@ int workqueue_add_rate_limited(struct workqueue *q, const char *key)
 	backoff = q->o.base_delay * pow(2.0, (double)(n < 1023 ? n : 1023));
 	if (backoff > q->o.max_delay)
 		backoff = q->o.max_delay;
-	global = bucket_reserve(q);
+	global = (double)vg_ratelimit_reserve(q->bucket) / 1e9;
 	rc = vg_strmap_put(&q->failures, key, (void *)(n + 1));
 	q->retries++;
 	if (q->o.on_retry)

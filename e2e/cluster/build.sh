@@ -71,6 +71,9 @@ if all_complete; then
   exit 0
 fi
 
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  PATH="/usr/local/go/bin:$PATH"
+fi
 command -v go >/dev/null 2>&1 || die "go not found in PATH (need Go >= 1.26; try PATH=/usr/local/go/bin:\$PATH)"
 command -v flock >/dev/null 2>&1 || die "flock not found (install util-linux)"
 
@@ -120,7 +123,7 @@ for spec in "${FAMILIES[@]}"; do
   # too, but per-binary builds give clearer errors and the same total time.
   for i in "${!bins[@]}"; do
     bstart=$SECONDS
-    if ! (cd "$mod_dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$tmp/${bins[$i]}" "${pkgs[$i]}"); then
+    if ! (cd "$mod_dir" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$tmp/${bins[$i]}" "${pkgs[$i]}"); then
       rm -rf "$tmp"
       die "$fam: go build ${pkgs[$i]} failed"
     fi
