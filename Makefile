@@ -12,6 +12,8 @@
 #   <prog-dir>/*.c              -> build/bin/<name> (table PROGRAMS below)
 #   <dir>/test/test_*.c         -> build/test/<dir>/test_* (cmocka), linked
 #                                  with the directory's objects minus main.o
+#   <dir>/test/e2e_*.c          -> build/e2e/<dir>/e2e_*, the same, run
+#                                  against the local cluster
 #   e2e/test_*.c                -> build/e2e/test_* (run against the cluster)
 #   lib/fuzz/fuzz_*.c           -> build/fuzz/fuzz_* (clang libFuzzer)
 
@@ -106,12 +108,18 @@ $$(BUILD)/obj/$(1)/test/%.o: CPPFLAGS += -I$(1)
 $$(BUILD)/test/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(TS_OBJ) $$(LIBVIGIL)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(TS_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
+# <dir>/test/e2e_*.c: like the tests above, but run against the local cluster
+$(1)_E2E := $$(patsubst $(1)/test/%.c,$$(BUILD)/e2e/$(1)/%,$$(wildcard $(1)/test/e2e_*.c))
+TEST_TARGETS += $$($(1)_E2E)
+$$(BUILD)/e2e/$(1)/%: $$(BUILD)/obj/$(1)/test/%.o $(2) $$(TS_OBJ) $$(LIBVIGIL)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(2) $$(TS_OBJ) $$(LIBVIGIL) $$(LDLIBS) $$(CMOCKA_LIBS)
 endef
 
 $(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/*.c),\
   $(eval $(call PROGRAM_RULES,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p)))))))
 $(eval $(call TEST_RULES,lib,))
-$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/test/test_*.c),\
+$(foreach p,$(PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))/test/*.c),\
   $(eval $(call TEST_RULES,$(word 2,$(subst :, ,$(p))),$$($(word 2,$(subst :, ,$(p)))_LIBOBJ)))))
 
 # e2e test programs: C clients driving the local cluster and real services

@@ -101,7 +101,7 @@ for b in "$@"; do
 			echo "== e2e tests ($b)"
 			while IFS= read -r t; do
 				run_one "${t#$b/} [$b]" "$t"
-			done < <(find "$b/e2e" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort)
+			done < <(find "$b/e2e" -type f \( -name 'test_*' -o -name 'e2e_*' \) -perm -u+x 2>/dev/null | sort)
 			if [ $first -eq 1 ]; then
 				for s in e2e/test_*.sh; do
 					[ -e "$s" ] || continue
