@@ -77,6 +77,9 @@ deps:
 	@mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP)
 
 # Objects wait for the dependency check so a fresh machine needs no manual step.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+$(BUILD)/obj/%/main.o: CPPFLAGS += -DVIGIL_VERSION=\"$(VERSION)\"
+
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
