@@ -1163,7 +1163,7 @@ static void test_watch_gone_relist(void **state)
 	snprintf(old_rv, sizeof(old_rv), "%s", rv_of(cm));
 	json_decref(cm);
 	for (int i = 1; i <= 3; i++) {
-		char v[8];
+		char v[16];
 
 		snprintf(v, sizeof(v), "%d", i);
 		patch = json_pack("{s:{s:s}}", "data", "n", v);
