@@ -813,6 +813,39 @@ static void test_auth_errors(void **state)
 	}
 }
 
+static void test_tls_server_name(void **state)
+{
+	static const struct {
+		const char *name;
+		int rc;
+	} cases[] = {
+		/* In the serving certificate, though not the URL's host. */
+		{ "kubernetes.default", VG_OK },
+		/* Not in the certificate: verification must fail. */
+		{ "not-in-the-cert.example", VG_IO },
+	};
+	struct vg_err err;
+
+	(void)state;
+	if (config.insecure_skip_tls_verify || !config.ca_pem)
+		skip();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vg_kube_config cfg;
+		struct vg_kube_client *c = NULL;
+
+		vg_err_clear(&err);
+		assert_ok(vg_kube_config_copy(&cfg, &config, &err), err);
+		free(cfg.tls_server_name);
+		cfg.tls_server_name = strdup(cases[i].name);
+		assert_ok(vg_kube_client_new(&cfg, NULL, &c, &err), err);
+		assert_int_equal(vg_kube_get(c, &vg_kube_namespaces, NULL,
+					     "default", NULL, NULL, &err),
+				 cases[i].rc);
+		vg_kube_client_free(c);
+		vg_kube_config_cleanup(&cfg);
+	}
+}
+
 /* --- status subresource -------------------------------------------------- */
 
 static json_t *condition(const char *type)
@@ -1424,6 +1457,7 @@ int main(void)
 		cmocka_unit_test(test_delete_preconditions),
 		cmocka_unit_test(test_errors_keep_status),
 		cmocka_unit_test(test_auth_errors),
+		cmocka_unit_test(test_tls_server_name),
 		cmocka_unit_test(test_deployment_status),
 		cmocka_unit_test(test_watch_sequence),
 		cmocka_unit_test(test_watch_cancel),

@@ -416,6 +416,63 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
 		pthread_mutex_unlock(&c->share_mu[data]);
 }
 
+/*
+ * With tls-server-name, requests go to https://<tls-server-name>:<port> and
+ * curl is told to connect to the configured host instead, so the server's
+ * certificate is verified against (and SNI carries) that name.
+ */
+static int setup_server_name(struct vg_kube_client *c, struct vg_err *err)
+{
+	CURLU *u = NULL;
+	char *host = NULL, *port = NULL, *url = NULL, *map = NULL;
+	struct curl_slist *tmp;
+	size_t n;
+	int rc = VG_OK;
+
+	if (!c->cfg.tls_server_name) {
+		c->base_url = strdup(c->cfg.server);
+		return c->base_url ? VG_OK
+				   : vg_err_set(err, VG_NOMEM, "copying URL");
+	}
+	u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, c->cfg.server, 0) ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ||
+	    curl_url_set(u, CURLUPART_HOST, c->cfg.tls_server_name, 0) ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0)) {
+		rc = vg_err_set(err, VG_CONFIG,
+				"server %s with tls-server-name %s: cannot "
+				"build the URL",
+				c->cfg.server, c->cfg.tls_server_name);
+		goto out;
+	}
+	n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		url[--n] = '\0';
+	n = strlen(c->cfg.tls_server_name) + strlen(host) + 2 * strlen(port) + 4;
+	map = malloc(n);
+	c->base_url = strdup(url);
+	if (!map || !c->base_url) {
+		rc = vg_err_set(err, VG_NOMEM, "building URL");
+		goto out;
+	}
+	snprintf(map, n, "%s:%s:%s:%s", c->cfg.tls_server_name, port, host,
+		 port);
+	tmp = curl_slist_append(NULL, map);
+	if (!tmp) {
+		rc = vg_err_set(err, VG_NOMEM, "building URL");
+		goto out;
+	}
+	c->connect_to = tmp;
+out:
+	free(map);
+	curl_free(host);
+	curl_free(port);
+	curl_free(url);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 static void apply_defaults(struct vg_kube_client_opts *o)
 {
 	if (o->qps == 0)
@@ -439,7 +496,7 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 		       struct vg_kube_client **out, struct vg_err *err)
 {
 	struct vg_kube_client *c = NULL;
-	int rc = VG_NOMEM;
+	int rc;
 
 	*out = NULL;
 	if (!cfg || !cfg->server || !*cfg->server)
@@ -466,22 +523,19 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 	apply_defaults(&c->opts);
 	c->clock = c->opts.clock ? c->opts.clock : vg_clock_monotonic();
 	c->opts.clock = c->clock;
-	rc = VG_NOMEM;
 	c->user_agent = strdup(c->opts.user_agent ? c->opts.user_agent
 						  : DEFAULT_USER_AGENT);
-	if (!c->user_agent)
-		goto out_nomem;
 	c->opts.user_agent = c->user_agent;
 	c->rl = vg_ratelimit_new(c->opts.qps, c->opts.burst, c->clock);
-	if (!c->rl)
-		goto out_nomem;
 	c->idle = calloc((size_t)c->opts.max_idle_handles, sizeof(*c->idle));
-	if (!c->idle)
-		goto out_nomem;
-
 	c->share = curl_share_init();
-	if (!c->share)
-		goto out_nomem;
+	if (!c->user_agent || !c->rl || !c->idle || !c->share) {
+		rc = vg_err_set(err, VG_NOMEM, "allocating client");
+		goto out;
+	}
+	rc = setup_server_name(c, err);
+	if (rc)
+		goto out;
 	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
@@ -497,10 +551,7 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 			goto out;
 	}
 	*out = c;
-	return VG_OK;
-
-out_nomem:
-	rc = vg_err_set(err, VG_NOMEM, "allocating client");
+	c = NULL;
 out:
 	vg_kube_client_free(c);
 	return rc;
@@ -519,6 +570,8 @@ void vg_kube_client_free(struct vg_kube_client *c)
 	if (c->token)
 		kube_free_secret(c->token, strlen(c->token));
 	free(c->user_agent);
+	free(c->base_url);
+	curl_slist_free_all(c->connect_to);
 	vg_kube_config_cleanup(&c->cfg);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_mu[i]);
@@ -713,7 +766,7 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 
 	vg_buf_init(&url, 0);
 	curl_easy_reset(h);
-	rc = vg_buf_append_str(&url, c->cfg.server);
+	rc = vg_buf_append_str(&url, c->base_url);
 	if (rc == VG_OK)
 		rc = vg_buf_append_str(&url, path);
 	if (rc == VG_OK && query && *query)
@@ -737,9 +790,12 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "GET") == 0)
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	else
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (c->connect_to)
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
 
 	if (c->cfg.ca_pem) {
 		struct curl_blob ca = { .data = c->cfg.ca_pem,

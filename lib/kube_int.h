@@ -14,6 +14,10 @@
 struct vg_kube_client {
 	struct vg_kube_config cfg;
 	struct vg_kube_client_opts opts; /* defaults applied */
+	/* cfg.server, with the host replaced by cfg.tls_server_name when
+	 * set; connect_to then maps that name back to the real address. */
+	char *base_url;
+	struct curl_slist *connect_to;
 	char *user_agent;
 	const struct vg_clock *clock;
 	struct vg_ratelimit *rl;
