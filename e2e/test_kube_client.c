@@ -263,6 +263,16 @@ static void watcher_start(struct watcher *wa, const struct vg_kube_resource *r,
 	assert_int_equal(pthread_create(&wa->th, NULL, watch_thread, wa), 0);
 }
 
+/* Run the same watch again (resuming), with fresh counters. */
+static void watcher_rerun(struct watcher *wa)
+{
+	wa->n = wa->bookmarks = wa->error_events = 0;
+	wa->done = 0;
+	vg_err_clear(&wa->err);
+	pthread_mutex_init(&wa->mu, NULL);
+	assert_int_equal(pthread_create(&wa->th, NULL, watch_thread, wa), 0);
+}
+
 /* Wait for the watch to end; cancel it (and fail) after `secs`. */
 static void watcher_join(struct watcher *wa, double secs)
 {
@@ -999,6 +1009,16 @@ static void test_watch_sequence(void **state)
 		    strtoull(wa.rv[0], NULL, 10));
 	/* The watch remembers where to resume. */
 	assert_string_equal(vg_kube_watch_resource_version(wa.w), wa.rv[2]);
+
+	/* Rewound to the list's version, the same handle replays all. */
+	assert_int_equal(vg_kube_watch_set_resource_version(wa.w, list_rv),
+			 VG_OK);
+	watcher_rerun(&wa);
+	watcher_join(&wa, 30);
+	assert_int_equal(wa.rc, VG_OK);
+	assert_int_equal(wa.n, 3);
+	assert_string_equal(wa.ev[0], "ADDED watched");
+	assert_string_equal(wa.ev[2], "DELETED watched");
 	watcher_free(&wa);
 	json_decref(cm);
 }

@@ -360,6 +360,18 @@ const char *vg_kube_watch_resource_version(const struct vg_kube_watch *w)
 	return w->rv;
 }
 
+int vg_kube_watch_set_resource_version(struct vg_kube_watch *w,
+				       const char *rv)
+{
+	char *copy = NULL;
+
+	if (rv && !(copy = strdup(rv)))
+		return VG_NOMEM;
+	free(w->rv);
+	w->rv = copy;
+	return VG_OK;
+}
+
 static size_t on_stream(char *data, size_t size, size_t n, void *ctx)
 {
 	struct vg_kube_watch *w = ctx;

@@ -524,9 +524,16 @@ int vg_kube_watch_new(struct vg_kube_client *c,
  *   VG_CANCELED   vg_kube_watch_cancel() or opts->cancel
  *   VG_IO ...     connection failure; other API errors as mapped above
  * May be called again after it returns, to resume from the last seen
- * resourceVersion (the cancel flag must be clear).
+ * resourceVersion; after a cancellation every run returns VG_CANCELED.
  */
 int vg_kube_watch_run(struct vg_kube_watch *w, struct vg_err *err);
+
+/*
+ * Set where the next run starts (e.g. a relist's resourceVersion after
+ * VG_GONE); NULL for "now". Not while running. VG_NOMEM or 0.
+ */
+int vg_kube_watch_set_resource_version(struct vg_kube_watch *w,
+				       const char *rv);
 
 /*
  * Stop a running watch from any thread: vg_kube_watch_run() returns
