@@ -37,11 +37,17 @@ void vg_err_clear(struct vg_err *err)
 
 int vg_err_setv(struct vg_err *err, int code, const char *fmt, va_list ap)
 {
+	char msg[VG_ERR_MSG_MAX];
+
 	if (!err)
 		return code;
+	/* format first: the arguments may quote err->msg to wrap it */
+	if (!fmt || vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		snprintf(msg, sizeof(msg), "%s", vg_strerror(code));
+	/* a reused struct must not keep details of an earlier failure */
+	memset(err, 0, sizeof(*err));
 	err->code = code;
-	if (!fmt || vsnprintf(err->msg, sizeof(err->msg), fmt, ap) < 0)
-		snprintf(err->msg, sizeof(err->msg), "%s", vg_strerror(code));
+	memcpy(err->msg, msg, sizeof(msg));
 	return code;
 }
 

@@ -69,8 +69,11 @@ const char *vg_errname(int code);
 void vg_err_clear(struct vg_err *err);
 
 /*
- * Fill `err` (NULL allowed) with `code` and a formatted message; returns
- * `code` so callers can `return vg_err_set(err, VG_INVAL, "...")`.
+ * Fill `err` (NULL allowed) with `code` and a formatted message, clearing
+ * the other fields; returns `code` so callers can
+ * `return vg_err_set(err, VG_INVAL, "...")`. The arguments may quote
+ * err->msg itself to wrap it: vg_err_set(err, rc, "load %s: %s", path,
+ * err->msg).
  */
 int vg_err_set(struct vg_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
