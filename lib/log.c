@@ -3,6 +3,7 @@
 
 #include "vigil/buf.h"
 #include "vigil/err.h"
+#include "vigil/json.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -76,7 +77,10 @@ void vg_log_set_fd(int fd)
 
 int vg_log_enabled(enum vg_log_level level)
 {
-	return level != VG_LOG_OFF && (int)level >= log_level;
+	int l = (int)level;
+
+	/* OFF and values outside the enum never log (nor index names) */
+	return l >= VG_LOG_DEBUG && l < VG_LOG_OFF && l >= log_level;
 }
 
 int vg_log_key_is_secret(const char *key)
@@ -88,43 +92,11 @@ int vg_log_key_is_secret(const char *key)
 	return 0;
 }
 
-/* Append `s` as a JSON string literal; invalid UTF-8 is passed as bytes
- * escaped as \u00XX so the record stays one valid line. */
+/* Append `s` as a JSON string literal; invalid UTF-8 becomes U+FFFD so the
+ * record stays one valid JSON line. A failed append is caught by emit(). */
 static void json_str(struct vg_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	vg_buf_append_byte(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		unsigned char c = *p;
-
-		switch (c) {
-		case '"':
-			vg_buf_append(b, "\\\"", 2);
-			break;
-		case '\\':
-			vg_buf_append(b, "\\\\", 2);
-			break;
-		case '\n':
-			vg_buf_append(b, "\\n", 2);
-			break;
-		case '\r':
-			vg_buf_append(b, "\\r", 2);
-			break;
-		case '\t':
-			vg_buf_append(b, "\\t", 2);
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4],
-						hex[c & 15] };
-				vg_buf_append(b, esc, sizeof(esc));
-			} else {
-				vg_buf_append_byte(b, (char)c);
-			}
-		}
-	}
-	vg_buf_append_byte(b, '"');
+	vg_json_escape(b, s, strlen(s));
 }
 
 static void format_ts(char *out, size_t n)
