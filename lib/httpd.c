@@ -131,7 +131,7 @@ static int is_tchar(unsigned char c)
 	       (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-/* --- responses ------------------------------------------------------------- */
+/* --- responses ------------------------------------------------------------ */
 
 /* Queue a complete response on `c`. `allow` is NULL or an Allow value. */
 static void queue_response(struct conn *c, int status, const char *ctype,
@@ -175,7 +175,7 @@ static void queue_error(struct conn *c, int status, const char *msg)
 		       (size_t)n, 0, 1, NULL);
 }
 
-/* --- built-in handlers ----------------------------------------------------- */
+/* --- built-in handlers ---------------------------------------------------- */
 
 static void healthz(const struct vg_http_request *req,
 		    struct vg_http_response *resp, void *data)
@@ -227,7 +227,7 @@ static void metrics(const struct vg_http_request *req,
 	resp->content_type = VG_METRICS_CONTENT_TYPE;
 }
 
-/* --- requests -------------------------------------------------------------- */
+/* --- requests ------------------------------------------------------------- */
 
 enum head_state { HEAD_MORE, HEAD_DONE, HEAD_BAD, HEAD_TOOLARGE };
 
@@ -578,7 +578,7 @@ static int process_input(struct vg_httpd *h, struct conn *c, int64_t now)
 	return 1;
 }
 
-/* --- connections ----------------------------------------------------------- */
+/* --- connections ---------------------------------------------------------- */
 
 static void conn_free(struct conn *c)
 {
@@ -676,7 +676,7 @@ static int serve(struct vg_httpd *h, struct conn *c, int64_t now)
 	return c->peer_closed && !c->out.len ? -1 : 0;
 }
 
-/* --- accepting ------------------------------------------------------------- */
+/* --- accepting ------------------------------------------------------------ */
 
 static void refuse(int fd)
 {
@@ -727,7 +727,7 @@ static int accept_all(struct vg_httpd *h, int64_t now)
 	return 0;
 }
 
-/* --- the loop -------------------------------------------------------------- */
+/* --- the loop ------------------------------------------------------------- */
 
 static void expire(struct vg_httpd *h, struct conn *c, int64_t now,
 		   int *dead)
@@ -830,7 +830,7 @@ static void *loop(void *arg)
 	return NULL;
 }
 
-/* --- setup ----------------------------------------------------------------- */
+/* --- setup ---------------------------------------------------------------- */
 
 /* Split "host:port", "[v6]:port" or ":port". */
 static int split_addr(const char *addr, char *host, size_t host_size,

@@ -11,7 +11,7 @@
 /* Recursion bound of the comparisons; jansson's parser stops at 2048. */
 #define COMPARE_MAX_DEPTH 4096
 
-/* --- loading --------------------------------------------------------------- */
+/* --- loading -------------------------------------------------------------- */
 
 int vg_json_loadb(const char *data, size_t len, size_t max, json_t **out,
 		  struct vg_err *err)
@@ -43,7 +43,7 @@ int vg_json_loadb(const char *data, size_t len, size_t max, json_t **out,
 	return VG_OK;
 }
 
-/* --- paths ----------------------------------------------------------------- */
+/* --- paths ---------------------------------------------------------------- */
 
 struct step {
 	int is_index;
@@ -285,7 +285,7 @@ out:
 	return rc;
 }
 
-/* --- output ---------------------------------------------------------------- */
+/* --- output --------------------------------------------------------------- */
 
 struct dump_ctx {
 	struct vg_buf *out;
@@ -410,7 +410,7 @@ int vg_json_escape(struct vg_buf *out, const char *s, size_t len)
 	return rc;
 }
 
-/* --- comparison ------------------------------------------------------------ */
+/* --- comparison ----------------------------------------------------------- */
 
 /* Numbers by value: an integer equals a real holding the same integer. */
 static int number_equal(const json_t *a, const json_t *b)

@@ -77,7 +77,7 @@ static const char *const type_names[] = {
 	[VG_METRIC_HISTOGRAM] = "histogram",
 };
 
-/* --- atomics on doubles ---------------------------------------------------- */
+/* --- atomics on doubles --------------------------------------------------- */
 
 static double bits_to_double(uint64_t u)
 {
@@ -117,7 +117,7 @@ static void atomic_add_double(_Atomic uint64_t *p, double v)
 		;
 }
 
-/* --- names ----------------------------------------------------------------- */
+/* --- names ---------------------------------------------------------------- */
 
 static int valid_name(const char *s, int colons)
 {
@@ -135,7 +135,7 @@ static int valid_name(const char *s, int colons)
 	return 1;
 }
 
-/* --- families -------------------------------------------------------------- */
+/* --- families ------------------------------------------------------------- */
 
 static void series_free(struct vg_series *s)
 {
@@ -378,7 +378,7 @@ struct vg_metric *vg_metrics_histogram(struct vg_metrics *reg,
 			       buckets, nbuckets, err);
 }
 
-/* --- series lookup --------------------------------------------------------- */
+/* --- series lookup -------------------------------------------------------- */
 
 static uint64_t fnv1a(const char *p, size_t n)
 {
@@ -528,7 +528,7 @@ struct vg_series *vg_metric_labels(struct vg_metric *m, ...)
 	return vg_metric_series(m, values);
 }
 
-/* --- updates --------------------------------------------------------------- */
+/* --- updates -------------------------------------------------------------- */
 
 static int is_type(const struct vg_series *s, enum vg_metric_type type)
 {
@@ -628,7 +628,7 @@ unsigned long long vg_series_count(const struct vg_series *s)
 	return n;
 }
 
-/* --- registry -------------------------------------------------------------- */
+/* --- registry ------------------------------------------------------------- */
 
 struct vg_metrics *vg_metrics_new(void)
 {
@@ -697,7 +697,7 @@ out:
 	return rc;
 }
 
-/* --- exposition ------------------------------------------------------------ */
+/* --- exposition ----------------------------------------------------------- */
 
 /* Appends stop at the first failure, remembered in rc. */
 struct writer {
@@ -931,7 +931,7 @@ int vg_metrics_render(struct vg_metrics *reg, struct vg_buf *out)
 	return w.rc;
 }
 
-/* --- process collector ----------------------------------------------------- */
+/* --- process collector ---------------------------------------------------- */
 
 struct process_metrics {
 	struct vg_series *cpu, *rss, *vsize, *start, *open_fds, *max_fds;
