@@ -169,8 +169,9 @@ static int etcdctl(char **out, const char *a1, const char *a2, const char *a3)
 {
 	char envfile[512], arg1[64], arg2[64], arg3[64];
 	char sh[] = "/bin/sh", dash_c[] = "-c", name[] = "sh";
-	char script[] = ". \"$1\" && exec \"$VIGIL_ETCDCTL\" \"$2\" \"$3\" "
-			"\"$4\"";
+	/* etcdctl 3.6 warns about ETCDCTL_API (v3 is the only API left). */
+	char script[] = ". \"$1\" && unset ETCDCTL_API && "
+			"exec \"$VIGIL_ETCDCTL\" \"$2\" \"$3\" \"$4\"";
 	char *argv[] = { sh, dash_c, script, name, envfile,
 			 arg1, arg2, arg3, NULL };
 
