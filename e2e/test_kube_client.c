@@ -49,7 +49,7 @@ static double now_s(void)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
@@ -74,36 +74,36 @@ static const char *rv_of(const json_t *o)
 	return str_at(o, "metadata", "resourceVersion");
 }
 
-#define assert_ok(call, err)                                                 \
-	do {                                                                 \
-		int rc_ = (call);                                            \
-		if (rc_ != VG_OK)                                            \
-			fail_msg("%s: %s (%s, http %ld %s)", #call,          \
-				 (err).msg, vg_errname(rc_),                  \
-				 (err).http_status, (err).reason);            \
+#define assert_ok(call, err)                                                   \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ != VG_OK)                                              \
+			fail_msg("%s: %s (%s, http %ld %s)", #call, (err).msg, \
+			         vg_errname(rc_), (err).http_status,           \
+			         (err).reason);                                \
 	} while (0)
 
 static json_t *configmap(const char *name, const char *k, const char *v)
 {
-	json_t *cm = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s}}",
-			       "apiVersion", "v1", "kind", "ConfigMap",
-			       "metadata", "name", name, "labels", "suite",
-			       "kube-client", "data", k, v);
+	json_t *cm =
+		json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s}}", "apiVersion",
+	                  "v1", "kind", "ConfigMap", "metadata", "name", name,
+	                  "labels", "suite", "kube-client", "data", k, v);
 
 	assert_non_null(cm);
 	return cm;
 }
 
 static void create_cm(const char *name, const char *k, const char *v,
-		      json_t **out)
+                      json_t **out)
 {
 	json_t *cm = configmap(name, k, v), *res = NULL;
 	struct vg_err err;
 
 	vg_err_clear(&err);
 	assert_ok(vg_kube_create(client, &vg_kube_configmaps, ns, cm, NULL,
-				 &res, &err),
-		  err);
+	                         &res, &err),
+	          err);
 	json_decref(cm);
 	if (out)
 		*out = res;
@@ -172,8 +172,8 @@ static int etcdctl(char **out, const char *a1, const char *a2, const char *a3)
 	/* etcdctl 3.6 warns about ETCDCTL_API (v3 is the only API left). */
 	char script[] = ". \"$1\" && unset ETCDCTL_API && "
 			"exec \"$VIGIL_ETCDCTL\" \"$2\" \"$3\" \"$4\"";
-	char *argv[] = { sh, dash_c, script, name, envfile,
-			 arg1, arg2, arg3, NULL };
+	char *argv[] = {sh,   dash_c, script, name, envfile,
+	                arg1, arg2,   arg3,   NULL};
 
 	snprintf(arg1, sizeof(arg1), "%s", a1);
 	snprintf(arg2, sizeof(arg2), "%s", a2);
@@ -182,8 +182,8 @@ static int etcdctl(char **out, const char *a1, const char *a2, const char *a3)
 	cluster_env_path(envfile, sizeof(envfile));
 	if (access(envfile, R_OK) != 0)
 		fail_msg("cluster env file %s not readable: the 410 test "
-			 "needs etcdctl from it",
-			 envfile);
+		         "needs etcdctl from it",
+		         envfile);
 	return run_capture(argv, out);
 }
 
@@ -197,14 +197,14 @@ struct watcher {
 	pthread_mutex_t mu;
 	int rc;
 	struct vg_err err;
-	int n;		 /* non-bookmark events */
+	int n; /* non-bookmark events */
 	int bookmarks;
 	int error_events;
 	char ev[MAX_EVENTS][160]; /* "TYPE name" */
 	char rv[MAX_EVENTS][32];
 	char bookmark_rv[32];
 	const char *stop_after; /* stop after the event "TYPE name" */
-	const char *stop_rv;	/* or after an event with this rv */
+	const char *stop_rv;    /* or after an event with this rv */
 	volatile int done;
 };
 
@@ -218,17 +218,17 @@ static int on_watch(void *ctx, const struct vg_watch_event *ev)
 	if (ev->type == VG_WATCH_BOOKMARK) {
 		wa->bookmarks++;
 		snprintf(wa->bookmark_rv, sizeof(wa->bookmark_rv), "%s",
-			 ev->resource_version ? ev->resource_version : "");
+		         ev->resource_version ? ev->resource_version : "");
 	} else {
 		if (ev->type == VG_WATCH_ERROR)
 			wa->error_events++;
 		if (wa->n < MAX_EVENTS) {
 			snprintf(wa->ev[wa->n], sizeof(wa->ev[0]), "%s %s",
-				 vg_watch_type_name(ev->type),
-				 name ? name : "-");
+			         vg_watch_type_name(ev->type),
+			         name ? name : "-");
 			snprintf(wa->rv[wa->n], sizeof(wa->rv[0]), "%s",
-				 ev->resource_version ? ev->resource_version
-						      : "");
+			         ev->resource_version ? ev->resource_version
+			                              : "");
 			if (wa->stop_after &&
 			    strcmp(wa->ev[wa->n], wa->stop_after) == 0)
 				stop = 1;
@@ -252,15 +252,15 @@ static void *watch_thread(void *p)
 }
 
 static void watcher_start(struct watcher *wa, const struct vg_kube_resource *r,
-			  const struct vg_kube_watch_opts *opts)
+                          const struct vg_kube_watch_opts *opts)
 {
 	struct vg_err err;
 
 	pthread_mutex_init(&wa->mu, NULL);
 	vg_err_clear(&err);
 	assert_ok(vg_kube_watch_new(client, r, ns, opts, on_watch, wa, &wa->w,
-				    &err),
-		  err);
+	                            &err),
+	          err);
 	assert_int_equal(pthread_create(&wa->th, NULL, watch_thread, wa), 0);
 }
 
@@ -290,7 +290,7 @@ static void watcher_join(struct watcher *wa, double secs)
 	pthread_mutex_destroy(&wa->mu);
 	if (timed_out)
 		print_message("watch did not end in %.0fs; seen %d events\n",
-			      secs, wa->n);
+		              secs, wa->n);
 }
 
 static void watcher_free(struct watcher *wa)
@@ -304,17 +304,17 @@ static void watcher_free(struct watcher *wa)
 static int setup(void **state)
 {
 	const char *kc = getenv("KUBECONFIG");
-	struct vg_kube_client_opts opts = { .qps = 200, .burst = 400 };
+	struct vg_kube_client_opts opts = {.qps = 200, .burst = 400};
 	json_t *nsobj = NULL, *res = NULL;
-	struct vg_kube_request req = { .method = "GET", .path = "/version" };
+	struct vg_kube_request req = {.method = "GET", .path = "/version"};
 	struct vg_err err;
 
 	(void)state;
 	vg_log_init("test_kube_client");
 	if (!kc || !*kc) {
 		fprintf(stderr, "test_kube_client: KUBECONFIG is not set; "
-				"start the cluster (make cluster-up) and "
-				"source .cluster/env\n");
+		                "start the cluster (make cluster-up) and "
+		                "source .cluster/env\n");
 		return -1;
 	}
 	vg_kube_config_init(&config);
@@ -329,23 +329,23 @@ static int setup(void **state)
 	}
 	if (vg_kube_request(client, &req, &res, &err) != VG_OK) {
 		fprintf(stderr,
-			"test_kube_client: cluster at %s unreachable: %s\n",
-			config.server, err.msg);
+		        "test_kube_client: cluster at %s unreachable: %s\n",
+		        config.server, err.msg);
 		return -1;
 	}
 	fprintf(stderr, "test_kube_client: kube-apiserver %s at %s\n",
-		str_at(res, "gitVersion", NULL), config.server);
+	        str_at(res, "gitVersion", NULL), config.server);
 	json_decref(res);
 
 	srand((unsigned)(time(NULL) ^ getpid()));
 	snprintf(ns, sizeof(ns), "vg-kc-%d-%04x", (int)getpid(),
-		 (unsigned)rand() & 0xffff);
+	         (unsigned)rand() & 0xffff);
 	nsobj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind",
-			  "Namespace", "metadata", "name", ns);
-	if (vg_kube_create(client, &vg_kube_namespaces, NULL, nsobj, NULL,
-			   NULL, &err) != VG_OK) {
+	                  "Namespace", "metadata", "name", ns);
+	if (vg_kube_create(client, &vg_kube_namespaces, NULL, nsobj, NULL, NULL,
+	                   &err) != VG_OK) {
 		fprintf(stderr, "test_kube_client: creating namespace %s: %s\n",
-			ns, err.msg);
+		        ns, err.msg);
 		json_decref(nsobj);
 		return -1;
 	}
@@ -362,9 +362,9 @@ static int teardown(void **state)
 		return 0;
 	if (crd_created)
 		vg_kube_delete(client, &vg_kube_crds, NULL, crd_name, NULL,
-			       NULL, &err);
-	if (ns[0] && vg_kube_delete(client, &vg_kube_namespaces, NULL, ns,
-				    NULL, NULL, &err) != VG_OK)
+		               NULL, &err);
+	if (ns[0] && vg_kube_delete(client, &vg_kube_namespaces, NULL, ns, NULL,
+	                            NULL, &err) != VG_OK)
 		fprintf(stderr, "deleting namespace %s: %s\n", ns, err.msg);
 	vg_kube_client_free(client);
 	vg_kube_config_cleanup(&config);
@@ -385,16 +385,16 @@ static void test_create_get_list(void **state)
 	assert_non_null(str_at(created, "metadata", "uid"));
 
 	assert_ok(vg_kube_get(client, &vg_kube_configmaps, ns, "alpha", NULL,
-			      &got, &err),
-		  err);
+	                      &got, &err),
+	          err);
 	assert_string_equal(str_at(got, "data", "greeting"), "hello");
 	assert_string_equal(rv_of(got), rv_of(created));
 	assert_string_equal(str_at(got, "kind", NULL), "ConfigMap");
 	json_decref(got);
 
 	assert_ok(vg_kube_list(client, &vg_kube_configmaps, ns, NULL, &list,
-			       &err),
-		  err);
+	                       &err),
+	          err);
 	assert_string_equal(str_at(list, "kind", NULL), "ConfigMapList");
 	/* alpha and the namespace's kube-root-ca.crt (if the controller
 	 * manager has published it yet). */
@@ -404,8 +404,8 @@ static void test_create_get_list(void **state)
 	/* Creating it again: 409 AlreadyExists, told apart from Conflict. */
 	dup = configmap("alpha", "x", "y");
 	assert_int_equal(vg_kube_create(client, &vg_kube_configmaps, ns, dup,
-					NULL, NULL, &err),
-			 VG_EXISTS);
+	                                NULL, NULL, &err),
+	                 VG_EXISTS);
 	assert_int_equal(err.http_status, 409);
 	assert_string_equal(err.reason, "AlreadyExists");
 	assert_non_null(strstr(err.msg, "alpha"));
@@ -415,7 +415,7 @@ static void test_create_get_list(void **state)
 
 static void test_list_paging_and_selectors(void **state)
 {
-	static const char *const tiers[] = { "a", "b", "a", "b", "a" };
+	static const char *const tiers[] = {"a", "b", "a", "b", "a"};
 	json_t *page = NULL, *all = NULL;
 	struct vg_err err;
 	char cont[2048] = "";
@@ -431,15 +431,15 @@ static void test_list_paging_and_selectors(void **state)
 		cm = configmap(name, "i", name);
 		json_object_set_new(
 			json_object_get(json_object_get(cm, "metadata"),
-					"labels"),
+		                        "labels"),
 			"tier", json_string(tiers[i]));
 		json_object_set_new(
 			json_object_get(json_object_get(cm, "metadata"),
-					"labels"),
+		                        "labels"),
 			"paged", json_string("yes"));
 		assert_ok(vg_kube_create(client, &vg_kube_configmaps, ns, cm,
-					 NULL, NULL, &err),
-			  err);
+		                         NULL, NULL, &err),
+		          err);
 		json_decref(cm);
 	}
 
@@ -454,8 +454,8 @@ static void test_list_paging_and_selectors(void **state)
 		size_t n;
 
 		assert_ok(vg_kube_list(client, &vg_kube_configmaps, ns, &lo,
-				       &page, &err),
-			  err);
+		                       &page, &err),
+		          err);
 		n = json_array_size(json_object_get(page, "items"));
 		assert_int_equal(n, pages < 2 ? 2 : 1);
 		seen += (int)n;
@@ -469,14 +469,14 @@ static void test_list_paging_and_selectors(void **state)
 
 	/* The helper does the same and returns one list with a version. */
 	{
-		struct vg_kube_list_opts lo = { .label_selector = "paged=yes",
-						.limit = 2 };
+		struct vg_kube_list_opts lo = {.label_selector = "paged=yes",
+		                               .limit = 2};
 
-		assert_ok(vg_kube_list_all(client, &vg_kube_configmaps, ns,
-					   &lo, &all, &err),
-			  err);
+		assert_ok(vg_kube_list_all(client, &vg_kube_configmaps, ns, &lo,
+		                           &all, &err),
+		          err);
 		assert_int_equal(json_array_size(json_object_get(all, "items")),
-				 5);
+		                 5);
 		assert_non_null(rv_of(all));
 		assert_null(str_at(all, "metadata", "continue"));
 		json_decref(all);
@@ -488,21 +488,21 @@ static void test_list_paging_and_selectors(void **state)
 			const char *sel;
 			size_t n;
 		} sels[] = {
-			{ "paged=yes,tier=a", 3 },
-			{ "paged=yes,tier=b", 2 },
-			{ "paged=yes,tier in (a,b)", 5 },
-			{ "paged=yes,tier!=a", 2 },
-			{ "paged=yes,!tier", 0 },
-			{ "tier=c", 0 },
+			{"paged=yes,tier=a", 3},
+			{"paged=yes,tier=b", 2},
+			{"paged=yes,tier in (a,b)", 5},
+			{"paged=yes,tier!=a", 2},
+			{"paged=yes,!tier", 0},
+			{"tier=c", 0},
 		};
 
 		for (size_t i = 0; i < sizeof(sels) / sizeof(sels[0]); i++) {
-			struct vg_kube_list_opts lo = { .label_selector =
-								sels[i].sel };
+			struct vg_kube_list_opts lo = {.label_selector =
+			                                       sels[i].sel};
 
 			assert_ok(vg_kube_list(client, &vg_kube_configmaps, ns,
-					       &lo, &page, &err),
-				  err);
+			                       &lo, &page, &err),
+			          err);
 			assert_int_equal(
 				json_array_size(json_object_get(page, "items")),
 				sels[i].n);
@@ -512,14 +512,14 @@ static void test_list_paging_and_selectors(void **state)
 
 	/* A field selector. */
 	{
-		struct vg_kube_list_opts lo = { .field_selector =
-							"metadata.name=page-3" };
+		struct vg_kube_list_opts lo = {.field_selector =
+		                                       "metadata.name=page-3"};
 
 		assert_ok(vg_kube_list(client, &vg_kube_configmaps, ns, &lo,
-				       &page, &err),
-			  err);
-		assert_int_equal(json_array_size(json_object_get(page, "items")),
-				 1);
+		                       &page, &err),
+		          err);
+		assert_int_equal(
+			json_array_size(json_object_get(page, "items")), 1);
 		json_decref(page);
 	}
 }
@@ -528,8 +528,8 @@ static void test_patches(void **state)
 {
 	json_t *res = NULL, *patch;
 	struct vg_err err;
-	struct vg_kube_patch_opts merge = { .type = VG_KUBE_PATCH_MERGE };
-	struct vg_kube_patch_opts jsonp = { .type = VG_KUBE_PATCH_JSON };
+	struct vg_kube_patch_opts merge = {.type = VG_KUBE_PATCH_MERGE};
+	struct vg_kube_patch_opts jsonp = {.type = VG_KUBE_PATCH_JSON};
 
 	(void)state;
 	vg_err_clear(&err);
@@ -538,8 +538,8 @@ static void test_patches(void **state)
 	/* Merge patch: add a key, delete one with null. */
 	patch = json_pack("{s:{s:s, s:n}}", "data", "added", "2", "keep");
 	assert_ok(vg_kube_patch(client, &vg_kube_configmaps, ns, "patchme",
-				patch, &merge, &res, &err),
-		  err);
+	                        patch, &merge, &res, &err),
+	          err);
 	assert_string_equal(str_at(res, "data", "added"), "2");
 	assert_null(str_at(res, "data", "keep"));
 	json_decref(patch);
@@ -547,27 +547,27 @@ static void test_patches(void **state)
 
 	/* JSON patch: test + add + replace, atomically. */
 	patch = json_pack("[{s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}]",
-			  "op", "test", "path", "/data/added", "value", "2",
-			  "op", "add", "path", "/metadata/labels/patched",
-			  "value", "yes", "op", "replace", "path",
-			  "/data/added", "value", "3");
+	                  "op", "test", "path", "/data/added", "value", "2",
+	                  "op", "add", "path", "/metadata/labels/patched",
+	                  "value", "yes", "op", "replace", "path",
+	                  "/data/added", "value", "3");
 	assert_ok(vg_kube_patch(client, &vg_kube_configmaps, ns, "patchme",
-				patch, &jsonp, &res, &err),
-		  err);
+	                        patch, &jsonp, &res, &err),
+	          err);
 	assert_string_equal(str_at(res, "data", "added"), "3");
 	assert_string_equal(
 		json_string_value(json_object_get(
 			json_object_get(json_object_get(res, "metadata"),
-					"labels"),
+	                                "labels"),
 			"patched")),
 		"yes");
 	json_decref(res);
 
 	/* A failing test op changes nothing; the server's reason is kept. */
 	assert_int_not_equal(vg_kube_patch(client, &vg_kube_configmaps, ns,
-					   "patchme", patch, &jsonp, &res,
-					   &err),
-			     VG_OK);
+	                                   "patchme", patch, &jsonp, &res,
+	                                   &err),
+	                     VG_OK);
 	assert_true(err.http_status >= 400);
 	assert_true(strlen(err.msg) > 0);
 	json_decref(patch);
@@ -575,8 +575,8 @@ static void test_patches(void **state)
 	/* Patching a missing object is a 404. */
 	patch = json_pack("{s:{s:s}}", "data", "a", "b");
 	assert_int_equal(vg_kube_patch(client, &vg_kube_configmaps, ns,
-				       "no-such-cm", patch, &merge, NULL, &err),
-			 VG_NOTFOUND);
+	                               "no-such-cm", patch, &merge, NULL, &err),
+	                 VG_NOTFOUND);
 	json_decref(patch);
 }
 
@@ -584,32 +584,32 @@ static void test_server_side_apply(void **state)
 {
 	json_t *intent, *res = NULL, *res2 = NULL, *other;
 	struct vg_err err;
-	struct vg_kube_patch_opts a = { .field_manager = "vigil-e2e-a" };
-	struct vg_kube_patch_opts b = { .field_manager = "vigil-e2e-b" };
+	struct vg_kube_patch_opts a = {.field_manager = "vigil-e2e-a"};
+	struct vg_kube_patch_opts b = {.field_manager = "vigil-e2e-b"};
 	char rv1[32];
 
 	(void)state;
 	vg_err_clear(&err);
 	intent = configmap("applied", "owner", "a");
 	assert_ok(vg_kube_apply(client, &vg_kube_configmaps, ns, intent, &a,
-				&res, &err),
-		  err);
+	                        &res, &err),
+	          err);
 	assert_string_equal(str_at(res, "data", "owner"), "a");
 	snprintf(rv1, sizeof(rv1), "%s", rv_of(res));
 	json_decref(res);
 
 	/* The same intent again writes nothing. */
 	assert_ok(vg_kube_apply(client, &vg_kube_configmaps, ns, intent, &a,
-				&res2, &err),
-		  err);
+	                        &res2, &err),
+	          err);
 	assert_string_equal(rv_of(res2), rv1);
 	json_decref(res2);
 
 	/* Another manager changing a's field: 409 Conflict, Status kept. */
 	other = configmap("applied", "owner", "b");
 	assert_int_equal(vg_kube_apply(client, &vg_kube_configmaps, ns, other,
-				       &b, &res, &err),
-			 VG_CONFLICT);
+	                               &b, &res, &err),
+	                 VG_CONFLICT);
 	assert_int_equal(err.http_status, 409);
 	assert_string_equal(err.reason, "Conflict");
 	assert_non_null(strstr(err.msg, "conflict"));
@@ -619,8 +619,8 @@ static void test_server_side_apply(void **state)
 	/* Forced, b takes the field over. */
 	b.force = true;
 	assert_ok(vg_kube_apply(client, &vg_kube_configmaps, ns, other, &b,
-				&res, &err),
-		  err);
+	                        &res, &err),
+	          err);
 	assert_string_equal(str_at(res, "data", "owner"), "b");
 	assert_string_not_equal(rv_of(res), rv1);
 	json_decref(res);
@@ -628,16 +628,16 @@ static void test_server_side_apply(void **state)
 	/* Dry run: validated and returned, not stored. */
 	{
 		json_t *dry = configmap("dry", "k", "v");
-		struct vg_kube_write_opts wo = { .dry_run = true };
+		struct vg_kube_write_opts wo = {.dry_run = true};
 
 		assert_ok(vg_kube_create(client, &vg_kube_configmaps, ns, dry,
-					 &wo, &res, &err),
-			  err);
+		                         &wo, &res, &err),
+		          err);
 		assert_string_equal(str_at(res, "data", "k"), "v");
 		json_decref(res);
 		assert_int_equal(vg_kube_get(client, &vg_kube_configmaps, ns,
-					     "dry", NULL, &res, &err),
-				 VG_NOTFOUND);
+		                             "dry", NULL, &res, &err),
+		                 VG_NOTFOUND);
 		json_decref(dry);
 	}
 	json_decref(other);
@@ -655,20 +655,20 @@ static void test_update_conflict(void **state)
 	stale = json_deep_copy(first);
 
 	json_object_set_new(json_object_get(first, "data"), "v",
-			    json_string("1"));
+	                    json_string("1"));
 	assert_ok(vg_kube_update(client, &vg_kube_configmaps, ns, first, NULL,
-				 &res, &err),
-		  err);
+	                         &res, &err),
+	          err);
 	assert_string_equal(str_at(res, "data", "v"), "1");
 	assert_string_not_equal(rv_of(res), rv_of(stale));
 	json_decref(res);
 
 	/* Writing with the old resourceVersion loses the race. */
 	json_object_set_new(json_object_get(stale, "data"), "v",
-			    json_string("stale"));
+	                    json_string("stale"));
 	assert_int_equal(vg_kube_update(client, &vg_kube_configmaps, ns, stale,
-					NULL, &res, &err),
-			 VG_CONFLICT);
+	                                NULL, &res, &err),
+	                 VG_CONFLICT);
 	assert_int_equal(err.http_status, 409);
 	assert_string_equal(err.reason, "Conflict");
 	assert_non_null(strstr(err.msg, "modified"));
@@ -684,30 +684,29 @@ static void test_delete_preconditions(void **state)
 		.uid = "00000000-0000-0000-0000-000000000000",
 		.propagation_policy = "Foreground",
 	};
-	struct vg_kube_delete_opts right = { .propagation_policy =
-						     "Background" };
+	struct vg_kube_delete_opts right = {.propagation_policy = "Background"};
 
 	(void)state;
 	vg_err_clear(&err);
 	create_cm("doomed", "k", "v", &cm);
 	assert_int_equal(vg_kube_delete(client, &vg_kube_configmaps, ns,
-					"doomed", &wrong, NULL, &err),
-			 VG_CONFLICT);
+	                                "doomed", &wrong, NULL, &err),
+	                 VG_CONFLICT);
 	assert_int_equal(err.http_status, 409);
 	assert_non_null(strstr(err.msg, "UID in the precondition"));
 
 	right.uid = str_at(cm, "metadata", "uid");
 	right.resource_version = rv_of(cm);
 	assert_ok(vg_kube_delete(client, &vg_kube_configmaps, ns, "doomed",
-				 &right, NULL, &err),
-		  err);
+	                         &right, NULL, &err),
+	          err);
 	assert_int_equal(vg_kube_get(client, &vg_kube_configmaps, ns, "doomed",
-				     NULL, NULL, &err),
-			 VG_NOTFOUND);
+	                             NULL, NULL, &err),
+	                 VG_NOTFOUND);
 	/* Deleting what is gone is a 404 too. */
 	assert_int_equal(vg_kube_delete(client, &vg_kube_configmaps, ns,
-					"doomed", NULL, NULL, &err),
-			 VG_NOTFOUND);
+	                                "doomed", NULL, NULL, &err),
+	                 VG_NOTFOUND);
 	json_decref(cm);
 }
 
@@ -719,8 +718,8 @@ static void test_errors_keep_status(void **state)
 	(void)state;
 	vg_err_clear(&err);
 	assert_int_equal(vg_kube_get(client, &vg_kube_configmaps, ns,
-				     "does-not-exist", NULL, &res, &err),
-			 VG_NOTFOUND);
+	                             "does-not-exist", NULL, &res, &err),
+	                 VG_NOTFOUND);
 	assert_null(res);
 	assert_int_equal(err.code, VG_NOTFOUND);
 	assert_int_equal(err.http_status, 404);
@@ -730,8 +729,8 @@ static void test_errors_keep_status(void **state)
 	/* 422 Invalid: the server's explanation survives. */
 	bad = configmap("Not_A_Valid_Name!", "k", "v");
 	assert_int_equal(vg_kube_create(client, &vg_kube_configmaps, ns, bad,
-					NULL, &res, &err),
-			 VG_INVAL);
+	                                NULL, &res, &err),
+	                 VG_INVAL);
 	assert_int_equal(err.http_status, 422);
 	assert_string_equal(err.reason, "Invalid");
 	assert_non_null(strstr(err.msg, "Not_A_Valid_Name!"));
@@ -741,9 +740,9 @@ static void test_errors_keep_status(void **state)
 	/* A missing namespace is a 404 for the namespace. */
 	bad = configmap("x", "k", "v");
 	assert_int_equal(vg_kube_create(client, &vg_kube_configmaps,
-					"vg-no-such-namespace", bad, NULL, NULL,
-					&err),
-			 VG_NOTFOUND);
+	                                "vg-no-such-namespace", bad, NULL, NULL,
+	                                &err),
+	                 VG_NOTFOUND);
 	json_decref(bad);
 }
 
@@ -754,7 +753,7 @@ static void test_auth_errors(void **state)
 	json_t *sa, *tr, *res = NULL;
 	struct vg_buf path;
 	struct vg_err err;
-	struct vg_kube_request req = { .method = "POST" };
+	struct vg_kube_request req = {.method = "POST"};
 
 	(void)state;
 	vg_err_clear(&err);
@@ -768,27 +767,27 @@ static void test_auth_errors(void **state)
 	free(anon.token);
 	anon.token = strdup("not-a-real-token");
 	assert_ok(vg_kube_client_new(&anon, NULL, &c, &err), err);
-	assert_int_equal(vg_kube_get(c, &vg_kube_namespaces, NULL, "default", NULL,
-				     NULL, &err),
-			 VG_UNAUTHORIZED);
+	assert_int_equal(vg_kube_get(c, &vg_kube_namespaces, NULL, "default",
+	                             NULL, NULL, &err),
+	                 VG_UNAUTHORIZED);
 	assert_int_equal(err.http_status, 401);
 	assert_string_equal(err.reason, "Unauthorized");
 	vg_kube_client_free(c);
 
 	/* A real service account without permissions: 403, via its token. */
 	sa = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind",
-		       "ServiceAccount", "metadata", "name", "nobody");
+	               "ServiceAccount", "metadata", "name", "nobody");
 	assert_ok(vg_kube_create(client, &vg_kube_serviceaccounts, ns, sa, NULL,
-				 NULL, &err),
-		  err);
+	                         NULL, &err),
+	          err);
 	json_decref(sa);
 	vg_buf_init(&path, 0);
 	assert_ok(vg_kube_path(&path, &vg_kube_serviceaccounts, ns, "nobody",
-			       "token", &err),
-		  err);
+	                       "token", &err),
+	          err);
 	tr = json_pack("{s:s, s:s, s:{s:i}}", "apiVersion",
-		       "authentication.k8s.io/v1", "kind", "TokenRequest",
-		       "spec", "expirationSeconds", 600);
+	               "authentication.k8s.io/v1", "kind", "TokenRequest",
+	               "spec", "expirationSeconds", 600);
 	req.path = vg_buf_str(&path);
 	req.body = tr;
 	assert_ok(vg_kube_request(client, &req, &res, &err), err);
@@ -801,8 +800,8 @@ static void test_auth_errors(void **state)
 
 	assert_ok(vg_kube_client_new(&anon, NULL, &c, &err), err);
 	assert_int_equal(vg_kube_list(c, &vg_kube_secrets, "kube-system", NULL,
-				      &res, &err),
-			 VG_FORBIDDEN);
+	                              &res, &err),
+	                 VG_FORBIDDEN);
 	assert_int_equal(err.http_status, 403);
 	assert_string_equal(err.reason, "Forbidden");
 	assert_non_null(strstr(err.msg, "nobody"));
@@ -818,8 +817,8 @@ static void test_auth_errors(void **state)
 		dead.server = strdup("https://127.0.0.1:1");
 		assert_ok(vg_kube_client_new(&dead, NULL, &c, &err), err);
 		assert_int_equal(vg_kube_get(c, &vg_kube_namespaces, NULL,
-					     "default", NULL, NULL, &err),
-				 VG_IO);
+		                             "default", NULL, NULL, &err),
+		                 VG_IO);
 		assert_int_equal(err.http_status, 0);
 		assert_non_null(strstr(err.msg, "127.0.0.1"));
 		vg_kube_client_free(c);
@@ -834,9 +833,9 @@ static void test_tls_server_name(void **state)
 		int rc;
 	} cases[] = {
 		/* In the serving certificate, though not the URL's host. */
-		{ "kubernetes.default", VG_OK },
+		{"kubernetes.default", VG_OK},
 		/* Not in the certificate: verification must fail. */
-		{ "not-in-the-cert.example", VG_IO },
+		{"not-in-the-cert.example", VG_IO},
 	};
 	struct vg_err err;
 
@@ -853,8 +852,8 @@ static void test_tls_server_name(void **state)
 		cfg.tls_server_name = strdup(cases[i].name);
 		assert_ok(vg_kube_client_new(&cfg, NULL, &c, &err), err);
 		assert_int_equal(vg_kube_get(c, &vg_kube_namespaces, NULL,
-					     "default", NULL, NULL, &err),
-				 cases[i].rc);
+		                             "default", NULL, NULL, &err),
+		                 cases[i].rc);
 		vg_kube_client_free(c);
 		vg_kube_config_cleanup(&cfg);
 	}
@@ -865,10 +864,10 @@ static void test_tls_server_name(void **state)
 static json_t *condition(const char *type)
 {
 	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", type,
-			      "status", "True", "reason", "E2E", "message",
-			      "set by test_kube_client", "lastUpdateTime",
-			      "2025-01-01T00:00:00Z", "lastTransitionTime",
-			      "2025-01-01T00:00:00Z");
+	                      "status", "True", "reason", "E2E", "message",
+	                      "set by test_kube_client", "lastUpdateTime",
+	                      "2025-01-01T00:00:00Z", "lastTransitionTime",
+	                      "2025-01-01T00:00:00Z");
 
 	assert_non_null(c);
 	return c;
@@ -876,15 +875,15 @@ static json_t *condition(const char *type)
 
 static int has_condition(const json_t *obj, const char *type)
 {
-	json_t *conds = json_object_get(json_object_get(obj, "status"),
-					"conditions");
+	json_t *conds =
+		json_object_get(json_object_get(obj, "status"), "conditions");
 	size_t i;
 	json_t *c;
 
-	json_array_foreach(conds, i, c)
-		if (strcmp(str_or(json_string_value(json_object_get(c, "type"))),
-			   type) == 0)
-			return 1;
+	json_array_foreach(conds, i, c) if (strcmp(str_or(json_string_value(
+							   json_object_get(
+								   c, "type"))),
+	                                           type) == 0) return 1;
 	return 0;
 }
 
@@ -892,47 +891,47 @@ static void test_deployment_status(void **state)
 {
 	json_t *dep, *res = NULL, *patch;
 	struct vg_err err;
-	struct vg_kube_patch_opts merge = { .type = VG_KUBE_PATCH_MERGE,
-					    .subresource = "status" };
-	struct vg_kube_patch_opts main_merge = { .type = VG_KUBE_PATCH_MERGE };
-	struct vg_kube_get_opts status = { .subresource = "status" };
-	struct vg_kube_write_opts put_status = { .subresource = "status" };
+	struct vg_kube_patch_opts merge = {.type = VG_KUBE_PATCH_MERGE,
+	                                   .subresource = "status"};
+	struct vg_kube_patch_opts main_merge = {.type = VG_KUBE_PATCH_MERGE};
+	struct vg_kube_get_opts status = {.subresource = "status"};
+	struct vg_kube_write_opts put_status = {.subresource = "status"};
 	int ok = 0;
 
 	(void)state;
 	vg_err_clear(&err);
 	dep = json_pack("{s:s, s:s, s:{s:s}, s:{s:i, s:{s:{s:s}}, s:{s:{s:{s:"
-			"s}}, s:{s:[{s:s, s:s}]}}}}",
-			"apiVersion", "apps/v1", "kind", "Deployment",
-			"metadata", "name", "web", "spec", "replicas", 1,
-			"selector", "matchLabels", "app", "web", "template",
-			"metadata", "labels", "app", "web", "spec",
-			"containers", "name", "c", "image", "nginx");
+	                "s}}, s:{s:[{s:s, s:s}]}}}}",
+	                "apiVersion", "apps/v1", "kind", "Deployment",
+	                "metadata", "name", "web", "spec", "replicas", 1,
+	                "selector", "matchLabels", "app", "web", "template",
+	                "metadata", "labels", "app", "web", "spec",
+	                "containers", "name", "c", "image", "nginx");
 	assert_non_null(dep);
 	assert_ok(vg_kube_create(client, &vg_kube_deployments, ns, dep, NULL,
-				 NULL, &err),
-		  err);
+	                         NULL, &err),
+	          err);
 	json_decref(dep);
 
 	/* Through /status, spec changes are ignored and status is written. */
 	patch = json_pack("{s:{s:i}, s:{s:[o]}}", "spec", "replicas", 7,
-			  "status", "conditions", condition("VigilPatched"));
+	                  "status", "conditions", condition("VigilPatched"));
 	assert_ok(vg_kube_patch(client, &vg_kube_deployments, ns, "web", patch,
-				&merge, &res, &err),
-		  err);
+	                        &merge, &res, &err),
+	          err);
 	assert_true(has_condition(res, "VigilPatched"));
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_object_get(res, "spec"), "replicas")),
-			 1);
+	                 1);
 	json_decref(res);
 	json_decref(patch);
 
 	/* Through the main resource, status changes are ignored. */
 	patch = json_pack("{s:{s:[o]}}", "status", "conditions",
-			  condition("VigilIgnored"));
+	                  condition("VigilIgnored"));
 	assert_ok(vg_kube_patch(client, &vg_kube_deployments, ns, "web", patch,
-				&main_merge, &res, &err),
-		  err);
+	                        &main_merge, &res, &err),
+	          err);
 	assert_false(has_condition(res, "VigilIgnored"));
 	json_decref(res);
 	json_decref(patch);
@@ -944,19 +943,19 @@ static void test_deployment_status(void **state)
 		int rc;
 
 		assert_ok(vg_kube_get(client, &vg_kube_deployments, ns, "web",
-				      &status, &res, &err),
-			  err);
+		                      &status, &res, &err),
+		          err);
 		assert_string_equal(str_at(res, "kind", NULL), "Deployment");
 		conds = json_object_get(json_object_get(res, "status"),
-					"conditions");
+		                        "conditions");
 		if (!conds) {
 			conds = json_array();
 			json_object_set_new(json_object_get(res, "status"),
-					    "conditions", conds);
+			                    "conditions", conds);
 		}
 		json_array_append_new(conds, condition("VigilPut"));
 		rc = vg_kube_update(client, &vg_kube_deployments, ns, res,
-				    &put_status, NULL, &err);
+		                    &put_status, NULL, &err);
 		json_decref(res);
 		if (rc == VG_OK)
 			ok = 1;
@@ -970,21 +969,21 @@ static void test_deployment_status(void **state)
 
 static void test_watch_sequence(void **state)
 {
-	struct watcher wa = { .stop_after = "DELETED watched" };
-	struct vg_kube_list_opts lo = { .field_selector =
-						"metadata.name=watched" };
-	struct vg_kube_watch_opts wo = { .field_selector =
-						 "metadata.name=watched" };
+	struct watcher wa = {.stop_after = "DELETED watched"};
+	struct vg_kube_list_opts lo = {.field_selector =
+	                                       "metadata.name=watched"};
+	struct vg_kube_watch_opts wo = {.field_selector =
+	                                        "metadata.name=watched"};
 	json_t *list = NULL, *cm = NULL, *patch;
-	struct vg_kube_patch_opts merge = { .type = VG_KUBE_PATCH_MERGE };
+	struct vg_kube_patch_opts merge = {.type = VG_KUBE_PATCH_MERGE};
 	struct vg_err err;
 	char list_rv[32];
 
 	(void)state;
 	vg_err_clear(&err);
 	assert_ok(vg_kube_list_all(client, &vg_kube_configmaps, ns, &lo, &list,
-				   &err),
-		  err);
+	                           &err),
+	          err);
 	snprintf(list_rv, sizeof(list_rv), "%s", rv_of(list));
 	json_decref(list);
 	wo.resource_version = list_rv;
@@ -993,30 +992,30 @@ static void test_watch_sequence(void **state)
 	create_cm("watched", "v", "1", &cm);
 	patch = json_pack("{s:{s:s}}", "data", "v", "2");
 	assert_ok(vg_kube_patch(client, &vg_kube_configmaps, ns, "watched",
-				patch, &merge, NULL, &err),
-		  err);
+	                        patch, &merge, NULL, &err),
+	          err);
 	json_decref(patch);
 	assert_ok(vg_kube_delete(client, &vg_kube_configmaps, ns, "watched",
-				 NULL, NULL, &err),
-		  err);
+	                         NULL, NULL, &err),
+	          err);
 
 	watcher_join(&wa, 30);
 	if (wa.rc != VG_OK)
 		fail_msg("watch ended with %s: %s", vg_errname(wa.rc),
-			 wa.err.msg);
+		         wa.err.msg);
 	assert_int_equal(wa.n, 3);
 	assert_string_equal(wa.ev[0], "ADDED watched");
 	assert_string_equal(wa.ev[1], "MODIFIED watched");
 	assert_string_equal(wa.ev[2], "DELETED watched");
 	assert_string_equal(wa.rv[0], rv_of(cm));
 	assert_true(strtoull(wa.rv[1], NULL, 10) >
-		    strtoull(wa.rv[0], NULL, 10));
+	            strtoull(wa.rv[0], NULL, 10));
 	/* The watch remembers where to resume. */
 	assert_string_equal(vg_kube_watch_resource_version(wa.w), wa.rv[2]);
 
 	/* Rewound to the list's version, the same handle replays all. */
 	assert_int_equal(vg_kube_watch_set_resource_version(wa.w, list_rv),
-			 VG_OK);
+	                 VG_OK);
 	watcher_rerun(&wa);
 	watcher_join(&wa, 30);
 	assert_int_equal(wa.rc, VG_OK);
@@ -1029,9 +1028,9 @@ static void test_watch_sequence(void **state)
 
 static void test_watch_cancel(void **state)
 {
-	struct watcher wa = { 0 };
-	struct vg_kube_watch_opts wo = { .field_selector =
-						 "metadata.name=never" };
+	struct watcher wa = {0};
+	struct vg_kube_watch_opts wo = {.field_selector =
+	                                        "metadata.name=never"};
 	atomic_int shared = 0;
 	double t0;
 
@@ -1064,10 +1063,9 @@ static void test_watch_cancel(void **state)
 
 static void test_watch_bookmark_and_timeout(void **state)
 {
-	struct watcher wa = { 0 };
-	struct vg_kube_watch_opts wo = { .field_selector =
-						 "metadata.name=quiet",
-					 .timeout_seconds = 5 };
+	struct watcher wa = {0};
+	struct vg_kube_watch_opts wo = {.field_selector = "metadata.name=quiet",
+	                                .timeout_seconds = 5};
 	json_t *list = NULL, *noise = NULL;
 	struct vg_err err;
 	char list_rv[32];
@@ -1075,8 +1073,8 @@ static void test_watch_bookmark_and_timeout(void **state)
 	(void)state;
 	vg_err_clear(&err);
 	assert_ok(vg_kube_list(client, &vg_kube_configmaps, ns, NULL, &list,
-			       &err),
-		  err);
+	                       &err),
+	          err);
 	snprintf(list_rv, sizeof(list_rv), "%s", rv_of(list));
 	json_decref(list);
 	wo.resource_version = list_rv;
@@ -1090,14 +1088,14 @@ static void test_watch_bookmark_and_timeout(void **state)
 	watcher_join(&wa, 20);
 	if (wa.rc != VG_OK)
 		fail_msg("watch ended with %s: %s", vg_errname(wa.rc),
-			 wa.err.msg);
+		         wa.err.msg);
 	assert_int_equal(wa.n, 0);
 	assert_true(wa.bookmarks >= 1);
 	assert_true(strtoull(wa.bookmark_rv, NULL, 10) >=
-		    strtoull(rv_of(noise), NULL, 10));
+	            strtoull(rv_of(noise), NULL, 10));
 	json_decref(noise);
 	assert_string_equal(vg_kube_watch_resource_version(wa.w),
-			    wa.bookmark_rv);
+	                    wa.bookmark_rv);
 	watcher_free(&wa);
 }
 
@@ -1147,7 +1145,7 @@ static void create_crd(void)
 	int established = 0;
 
 	snprintf(crd_group, sizeof(crd_group), "r%d%04x.e2e.vigil.dev",
-		 (int)getpid(), (unsigned)rand() & 0xffff);
+	         (int)getpid(), (unsigned)rand() & 0xffff);
 	snprintf(crd_name, sizeof(crd_name), "watchtests.%s", crd_group);
 	crd = json_pack(
 		"{s:s, s:s, s:{s:s}, s:{s:s, s:s, s:{s:s, s:s, s:s, s:s}, "
@@ -1162,8 +1160,8 @@ static void create_crd(void)
 	assert_non_null(crd);
 	vg_err_clear(&err);
 	assert_ok(vg_kube_create(client, &vg_kube_crds, NULL, crd, NULL, NULL,
-				 &err),
-		  err);
+	                         &err),
+	          err);
 	crd_created = 1;
 	json_decref(crd);
 
@@ -1172,16 +1170,16 @@ static void create_crd(void)
 		size_t i;
 
 		assert_ok(vg_kube_get(client, &vg_kube_crds, NULL, crd_name,
-				      NULL, &res, &err),
-			  err);
+		                      NULL, &res, &err),
+		          err);
 		conds = json_object_get(json_object_get(res, "status"),
-					"conditions");
-		json_array_foreach(conds, i, c)
-			if (strcmp(str_or(str_at(c, "type", NULL)),
-				   "Established") == 0 &&
-			    strcmp(str_or(str_at(c, "status", NULL)), "True") ==
-				    0)
-				established = 1;
+		                        "conditions");
+		json_array_foreach(
+			conds, i,
+			c) if (strcmp(str_or(str_at(c, "type", NULL)),
+		                      "Established") == 0 &&
+		               strcmp(str_or(str_at(c, "status", NULL)),
+		                      "True") == 0) established = 1;
 		json_decref(res);
 		if (!established)
 			sleep_ms(100);
@@ -1192,9 +1190,9 @@ static void create_crd(void)
 /* Watch `r` from `rv` until it ends; retried while the server's cache for
  * a new resource is still initialising (429). */
 static void watch_from(const struct vg_kube_resource *r, const char *rv,
-		       struct watcher *wa)
+                       struct watcher *wa)
 {
-	struct vg_kube_watch_opts wo = { .resource_version = rv };
+	struct vg_kube_watch_opts wo = {.resource_version = rv};
 
 	for (int attempt = 0; attempt < 30; attempt++) {
 		memset(wa, 0, sizeof(*wa));
@@ -1209,7 +1207,7 @@ static void watch_from(const struct vg_kube_resource *r, const char *rv,
 
 static void test_watch_gone_relist(void **state)
 {
-	struct vg_kube_patch_opts merge = { .type = VG_KUBE_PATCH_MERGE };
+	struct vg_kube_patch_opts merge = {.type = VG_KUBE_PATCH_MERGE};
 	json_t *cm = NULL, *res = NULL, *patch, *list = NULL, *obj;
 	struct watcher wa;
 	struct vg_err err;
@@ -1232,9 +1230,9 @@ static void test_watch_gone_relist(void **state)
 		snprintf(v, sizeof(v), "%d", i);
 		patch = json_pack("{s:{s:s}}", "data", "n", v);
 		assert_ok(vg_kube_patch(client, &vg_kube_configmaps, ns,
-					"gone-probe", patch, &merge, &res,
-					&err),
-			  err);
+		                        "gone-probe", patch, &merge, &res,
+		                        &err),
+		          err);
 		snprintf(last_rv, sizeof(last_rv), "%s", rv_of(res));
 		json_decref(res);
 		json_decref(patch);
@@ -1247,18 +1245,18 @@ static void test_watch_gone_relist(void **state)
 	rc = etcdctl(&out, "compact", revbuf, "--physical=true");
 	free(out);
 	assert_int_equal(rc, 0);
-	print_message("compacted etcd at revision %s (watch from %s)\n",
-		      revbuf, old_rv);
+	print_message("compacted etcd at revision %s (watch from %s)\n", revbuf,
+	              old_rv);
 
 	/* 3. Watch ConfigMaps from the compacted version. kube-apiserver
 	 * serves watches from its watch cache, whose window still holds the
 	 * events after old_rv: either it replays them, or (without a watch
 	 * cache) etcd answers 410. Both are correct; record which. */
 	{
-		struct vg_kube_watch_opts wo = { .resource_version = old_rv,
-						 .field_selector =
-							 "metadata.name=gone-"
-							 "probe" };
+		struct vg_kube_watch_opts wo = {.resource_version = old_rv,
+		                                .field_selector =
+		                                        "metadata.name=gone-"
+		                                        "probe"};
 
 		memset(&wa, 0, sizeof(wa));
 		wa.stop_rv = last_rv;
@@ -1270,17 +1268,17 @@ static void test_watch_gone_relist(void **state)
 		} else {
 			if (wa.rc != VG_OK)
 				fail_msg("watch from compacted rv: %s: %s",
-					 vg_errname(wa.rc), wa.err.msg);
+				         vg_errname(wa.rc), wa.err.msg);
 			/* Replayed: the three writes after old_rv. */
 			assert_int_equal(wa.n, 3);
 			for (int i = 0; i < 3; i++)
 				assert_string_equal(wa.ev[i],
-						    "MODIFIED gone-probe");
+				                    "MODIFIED gone-probe");
 			assert_string_equal(wa.rv[2], last_rv);
 			cache_outcome = "replayed from the watch cache, no 410";
 		}
 		print_message("ConfigMap watch from compacted rv %s: %s\n",
-			      old_rv, cache_outcome);
+		              old_rv, cache_outcome);
 		watcher_free(&wa);
 	}
 
@@ -1291,36 +1289,36 @@ static void test_watch_gone_relist(void **state)
 	watch_from(crd_resource(), old_rv, &wa);
 	if (wa.rc != VG_GONE)
 		fail_msg("watch from an rv older than the cache window: %s "
-			 "(http %ld): %s",
-			 vg_errname(wa.rc), wa.err.http_status, wa.err.msg);
+		         "(http %ld): %s",
+		         vg_errname(wa.rc), wa.err.http_status, wa.err.msg);
 	assert_int_equal(wa.err.code, VG_GONE);
 	assert_int_equal(wa.err.http_status, 410);
 	assert_true(strcmp(wa.err.reason, "Expired") == 0 ||
-		    strcmp(wa.err.reason, "Gone") == 0);
+	            strcmp(wa.err.reason, "Gone") == 0);
 	assert_non_null(strstr(wa.err.msg, "too old resource version"));
 	print_message("custom resource watch from rv %s: 410 %s as %s: %s\n",
-		      old_rv, wa.err.reason,
-		      wa.error_events ? "an ERROR event" : "an HTTP 410",
-		      wa.err.msg);
+	              old_rv, wa.err.reason,
+	              wa.error_events ? "an ERROR event" : "an HTTP 410",
+	              wa.err.msg);
 	watcher_free(&wa);
 
 	/* 5. Relist, then watch from the fresh version: the next change
 	 * arrives. */
-	assert_ok(vg_kube_list_all(client, crd_resource(), ns, NULL, &list,
-				   &err),
-		  err);
+	assert_ok(
+		vg_kube_list_all(client, crd_resource(), ns, NULL, &list, &err),
+		err);
 	snprintf(fresh_rv, sizeof(fresh_rv), "%s", rv_of(list));
 	json_decref(list);
 	{
-		struct vg_kube_watch_opts wo = { .resource_version = fresh_rv };
+		struct vg_kube_watch_opts wo = {.resource_version = fresh_rv};
 
 		memset(&wa, 0, sizeof(wa));
 		wa.stop_after = "ADDED after-relist";
 		watcher_start(&wa, crd_resource(), &wo);
 	}
-	obj = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "apiVersion", "", "kind",
-			"WatchTest", "metadata", "name", "after-relist", "spec",
-			"note", "hello");
+	obj = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "apiVersion", "",
+	                "kind", "WatchTest", "metadata", "name", "after-relist",
+	                "spec", "note", "hello");
 	{
 		char av[128];
 
@@ -1328,25 +1326,25 @@ static void test_watch_gone_relist(void **state)
 		json_object_set_new(obj, "apiVersion", json_string(av));
 	}
 	assert_ok(vg_kube_create(client, crd_resource(), ns, obj, NULL, NULL,
-				 &err),
-		  err);
+	                         &err),
+	          err);
 	json_decref(obj);
 	watcher_join(&wa, 30);
 	if (wa.rc != VG_OK)
 		fail_msg("watch after relist: %s: %s", vg_errname(wa.rc),
-			 wa.err.msg);
+		         wa.err.msg);
 	assert_int_equal(wa.n, 1);
 	assert_string_equal(wa.ev[0], "ADDED after-relist");
 	watcher_free(&wa);
 
 	/* And for ConfigMaps: relist, rewatch, next change seen. */
 	assert_ok(vg_kube_list_all(client, &vg_kube_configmaps, ns, NULL, &list,
-				   &err),
-		  err);
+	                           &err),
+	          err);
 	snprintf(fresh_rv, sizeof(fresh_rv), "%s", rv_of(list));
 	json_decref(list);
 	{
-		struct vg_kube_watch_opts wo = { .resource_version = fresh_rv };
+		struct vg_kube_watch_opts wo = {.resource_version = fresh_rv};
 
 		memset(&wa, 0, sizeof(wa));
 		wa.stop_after = "MODIFIED gone-probe";
@@ -1354,8 +1352,8 @@ static void test_watch_gone_relist(void **state)
 	}
 	patch = json_pack("{s:{s:s}}", "data", "n", "after");
 	assert_ok(vg_kube_patch(client, &vg_kube_configmaps, ns, "gone-probe",
-				patch, &merge, NULL, &err),
-		  err);
+	                        patch, &merge, NULL, &err),
+	          err);
 	json_decref(patch);
 	watcher_join(&wa, 30);
 	assert_int_equal(wa.rc, VG_OK);
@@ -1363,7 +1361,8 @@ static void test_watch_gone_relist(void **state)
 	watcher_free(&wa);
 }
 
-/* --- client behaviour ------------------------------------------------------ */
+/* --- client behaviour ------------------------------------------------------
+ */
 
 struct counts {
 	pthread_mutex_t mu;
@@ -1389,11 +1388,11 @@ static void observe(void *ctx, const struct vg_kube_request_info *info)
 
 static void test_rate_limit(void **state)
 {
-	struct counts cnt = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	struct vg_kube_client_opts opts = { .qps = 5,
-					    .burst = 1,
-					    .observer = observe,
-					    .observer_ctx = &cnt };
+	struct counts cnt = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct vg_kube_client_opts opts = {.qps = 5,
+	                                   .burst = 1,
+	                                   .observer = observe,
+	                                   .observer_ctx = &cnt};
 	struct vg_kube_client *c = NULL;
 	struct vg_err err;
 	double t0, elapsed;
@@ -1404,8 +1403,8 @@ static void test_rate_limit(void **state)
 	t0 = now_s();
 	for (int i = 0; i < 11; i++)
 		assert_ok(vg_kube_get(c, &vg_kube_namespaces, NULL, ns, NULL,
-				      NULL, &err),
-			  err);
+		                      NULL, &err),
+		          err);
 	elapsed = now_s() - t0;
 	print_message("11 GETs at qps 5 burst 1: %.3fs\n", elapsed);
 	/* One immediately, then one every 200 ms. */
@@ -1419,7 +1418,7 @@ static void test_rate_limit(void **state)
 	vg_kube_client_free(c);
 }
 
-#define THREADS 6
+#define THREADS    6
 #define PER_THREAD 8
 
 struct worker {
@@ -1441,15 +1440,15 @@ static void *worker_main(void *p)
 		cm = configmap(name, "by", name);
 		vg_err_clear(&err);
 		if (vg_kube_create(client, &vg_kube_configmaps, ns, cm, NULL,
-				   NULL, &err) != VG_OK ||
+		                   NULL, &err) != VG_OK ||
 		    vg_kube_get(client, &vg_kube_configmaps, ns, name, NULL,
-				&got, &err) != VG_OK ||
+		                &got, &err) != VG_OK ||
 		    strcmp(str_or(str_at(got, "data", "by")), name) != 0 ||
 		    vg_kube_delete(client, &vg_kube_configmaps, ns, name, NULL,
-				   NULL, &err) != VG_OK) {
+		                   NULL, &err) != VG_OK) {
 			w->failures++;
 			snprintf(w->msg, sizeof(w->msg), "%s: %s", name,
-				 err.msg);
+			         err.msg);
 		}
 		json_decref(got);
 		json_decref(cm);
@@ -1464,17 +1463,16 @@ static void test_threads_share_client(void **state)
 
 	(void)state;
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ .id = i };
-		assert_int_equal(pthread_create(&th[i], NULL, worker_main,
-						&w[i]),
-				 0);
+		w[i] = (struct worker){.id = i};
+		assert_int_equal(
+			pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < THREADS; i++)
 		if (w[i].failures)
 			fail_msg("thread %d: %d failures, last: %s", i,
-				 w[i].failures, w[i].msg);
+			         w[i].failures, w[i].msg);
 }
 
 int main(void)

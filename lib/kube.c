@@ -14,31 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_QPS 5.0
-#define DEFAULT_BURST 10
-#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_QPS                5.0
+#define DEFAULT_BURST              10
+#define DEFAULT_TIMEOUT_MS         30000L
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
-#define DEFAULT_MAX_RESPONSE (256u * 1024 * 1024)
-#define DEFAULT_TOKEN_REFRESH_SEC 60
-#define DEFAULT_MAX_IDLE 16
-#define DEFAULT_USER_AGENT "vigil/0.1"
-#define DEFAULT_PAGE_SIZE 500
-#define MAX_TOKEN_BYTES (1024 * 1024)
+#define DEFAULT_MAX_RESPONSE       (256u * 1024 * 1024)
+#define DEFAULT_TOKEN_REFRESH_SEC  60
+#define DEFAULT_MAX_IDLE           16
+#define DEFAULT_USER_AGENT         "vigil/0.1"
+#define DEFAULT_PAGE_SIZE          500
+#define MAX_TOKEN_BYTES            (1024 * 1024)
 /* Retries of a request the server asked to retry later (429 + Retry-After). */
-#define MAX_RETRIES 3
+#define MAX_RETRIES         3
 #define MAX_RETRY_AFTER_SEC 10
 
 /* ------------------------------------------------------------------ */
 /* Resource descriptors                                                 */
 /* ------------------------------------------------------------------ */
 
-#define RES(var, grp, ver, plural, knd, nsd)                                 \
-	const struct vg_kube_resource var = {                                \
-		.group = grp,                                                \
-		.version = ver,                                              \
-		.resource = plural,                                          \
-		.kind = knd,                                                 \
-		.namespaced = nsd,                                           \
+#define RES(var, grp, ver, plural, knd, nsd)  \
+	const struct vg_kube_resource var = { \
+		.group = grp,                 \
+		.version = ver,               \
+		.resource = plural,           \
+		.kind = knd,                  \
+		.namespaced = nsd,            \
 	}
 
 RES(vg_kube_configmaps, "", "v1", "configmaps", "ConfigMap", true);
@@ -51,8 +51,7 @@ RES(vg_kube_pods, "", "v1", "pods", "Pod", true);
 RES(vg_kube_events, "", "v1", "events", "Event", true);
 RES(vg_kube_persistentvolumeclaims, "", "v1", "persistentvolumeclaims",
     "PersistentVolumeClaim", true);
-RES(vg_kube_resourcequotas, "", "v1", "resourcequotas", "ResourceQuota",
-    true);
+RES(vg_kube_resourcequotas, "", "v1", "resourcequotas", "ResourceQuota", true);
 RES(vg_kube_limitranges, "", "v1", "limitranges", "LimitRange", true);
 RES(vg_kube_endpoints, "", "v1", "endpoints", "Endpoints", true);
 RES(vg_kube_nodes, "", "v1", "nodes", "Node", false);
@@ -64,8 +63,8 @@ RES(vg_kube_jobs, "batch", "v1", "jobs", "Job", true);
 RES(vg_kube_cronjobs, "batch", "v1", "cronjobs", "CronJob", true);
 RES(vg_kube_hpas, "autoscaling", "v2", "horizontalpodautoscalers",
     "HorizontalPodAutoscaler", true);
-RES(vg_kube_pdbs, "policy", "v1", "poddisruptionbudgets",
-    "PodDisruptionBudget", true);
+RES(vg_kube_pdbs, "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
+    true);
 RES(vg_kube_networkpolicies, "networking.k8s.io", "v1", "networkpolicies",
     "NetworkPolicy", true);
 RES(vg_kube_roles, "rbac.authorization.k8s.io", "v1", "roles", "Role", true);
@@ -85,21 +84,36 @@ RES(vg_kube_subjectaccessreviews, "authorization.k8s.io", "v1",
     "subjectaccessreviews", "SubjectAccessReview", false);
 
 static const struct vg_kube_resource *const builtin_resources[] = {
-	&vg_kube_configmaps,	  &vg_kube_secrets,
-	&vg_kube_services,	  &vg_kube_serviceaccounts,
-	&vg_kube_namespaces,	  &vg_kube_pods,
-	&vg_kube_events,	  &vg_kube_persistentvolumeclaims,
-	&vg_kube_resourcequotas,  &vg_kube_limitranges,
-	&vg_kube_endpoints,	  &vg_kube_nodes,
-	&vg_kube_deployments,	  &vg_kube_statefulsets,
-	&vg_kube_daemonsets,	  &vg_kube_replicasets,
-	&vg_kube_jobs,		  &vg_kube_cronjobs,
-	&vg_kube_hpas,		  &vg_kube_pdbs,
-	&vg_kube_networkpolicies, &vg_kube_roles,
-	&vg_kube_rolebindings,	  &vg_kube_clusterroles,
-	&vg_kube_clusterrolebindings, &vg_kube_leases,
-	&vg_kube_events_v1,	  &vg_kube_crds,
-	&vg_kube_tokenreviews,	  &vg_kube_subjectaccessreviews,
+	&vg_kube_configmaps,
+	&vg_kube_secrets,
+	&vg_kube_services,
+	&vg_kube_serviceaccounts,
+	&vg_kube_namespaces,
+	&vg_kube_pods,
+	&vg_kube_events,
+	&vg_kube_persistentvolumeclaims,
+	&vg_kube_resourcequotas,
+	&vg_kube_limitranges,
+	&vg_kube_endpoints,
+	&vg_kube_nodes,
+	&vg_kube_deployments,
+	&vg_kube_statefulsets,
+	&vg_kube_daemonsets,
+	&vg_kube_replicasets,
+	&vg_kube_jobs,
+	&vg_kube_cronjobs,
+	&vg_kube_hpas,
+	&vg_kube_pdbs,
+	&vg_kube_networkpolicies,
+	&vg_kube_roles,
+	&vg_kube_rolebindings,
+	&vg_kube_clusterroles,
+	&vg_kube_clusterrolebindings,
+	&vg_kube_leases,
+	&vg_kube_events_v1,
+	&vg_kube_crds,
+	&vg_kube_tokenreviews,
+	&vg_kube_subjectaccessreviews,
 };
 
 static const char *group_of(const struct vg_kube_resource *r)
@@ -108,7 +122,7 @@ static const char *group_of(const struct vg_kube_resource *r)
 }
 
 const struct vg_kube_resource *vg_kube_resource_find(const char *api_version,
-						     const char *kind)
+                                                     const char *kind)
 {
 	const char *slash;
 	size_t glen;
@@ -117,8 +131,8 @@ const struct vg_kube_resource *vg_kube_resource_find(const char *api_version,
 		return NULL;
 	slash = strchr(api_version, '/');
 	glen = slash ? (size_t)(slash - api_version) : 0;
-	for (size_t i = 0; i < sizeof(builtin_resources) /
-				       sizeof(builtin_resources[0]);
+	for (size_t i = 0;
+	     i < sizeof(builtin_resources) / sizeof(builtin_resources[0]);
 	     i++) {
 		const struct vg_kube_resource *r = builtin_resources[i];
 		const char *g = group_of(r);
@@ -134,7 +148,7 @@ const struct vg_kube_resource *vg_kube_resource_find(const char *api_version,
 }
 
 int vg_kube_resource_api_version(const struct vg_kube_resource *r, char *out,
-				 size_t size)
+                                 size_t size)
 {
 	const char *g = group_of(r);
 	int n;
@@ -169,7 +183,7 @@ int kube_escape(struct vg_buf *b, const char *s)
 		if (is_unreserved(*p)) {
 			rc = vg_buf_append_byte(b, (char)*p);
 		} else {
-			char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+			char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
 
 			rc = vg_buf_append(b, enc, sizeof(enc));
 		}
@@ -206,7 +220,7 @@ static int check_segment(const char *what, const char *s, struct vg_err *err)
 }
 
 static int append_segment(struct vg_buf *out, const char *what, const char *s,
-			  struct vg_err *err)
+                          struct vg_err *err)
 {
 	int rc = check_segment(what, s, err);
 
@@ -217,13 +231,13 @@ static int append_segment(struct vg_buf *out, const char *what, const char *s,
 		rc = kube_escape(out, s);
 	if (rc)
 		return vg_err_set(err, rc, "building path: %s",
-				  vg_strerror(rc));
+		                  vg_strerror(rc));
 	return VG_OK;
 }
 
 int vg_kube_path(struct vg_buf *out, const struct vg_kube_resource *r,
-		 const char *ns, const char *name, const char *sub,
-		 struct vg_err *err)
+                 const char *ns, const char *name, const char *sub,
+                 struct vg_err *err)
 {
 	const char *g;
 	int rc;
@@ -233,8 +247,8 @@ int vg_kube_path(struct vg_buf *out, const struct vg_kube_resource *r,
 	g = group_of(r);
 	if (ns && *ns && !r->namespaced)
 		return vg_err_set(err, VG_INVAL,
-				  "%s is cluster-scoped: no namespace allowed",
-				  r->resource);
+		                  "%s is cluster-scoped: no namespace allowed",
+		                  r->resource);
 	if (*g) {
 		rc = vg_buf_append_str(out, "/apis");
 		if (rc == VG_OK)
@@ -256,18 +270,18 @@ int vg_kube_path(struct vg_buf *out, const struct vg_kube_resource *r,
 	if (rc == VG_OK && sub) {
 		if (!name)
 			return vg_err_set(err, VG_INVAL,
-					  "subresource %s needs a name", sub);
+			                  "subresource %s needs a name", sub);
 		rc = append_segment(out, "subresource", sub, err);
 	}
 	if (rc == VG_NOMEM || rc == VG_TOOLARGE)
 		return vg_err_set(err, rc, "building path: %s",
-				  vg_strerror(rc));
+		                  vg_strerror(rc));
 	return rc;
 }
 
 int kube_resolve_ns(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		    const char *ns, bool single, const char **out,
-		    struct vg_err *err)
+                    const char *ns, bool single, const char **out,
+                    struct vg_err *err)
 {
 	if (!r->namespaced) {
 		*out = NULL;
@@ -278,8 +292,8 @@ int kube_resolve_ns(struct vg_kube_client *c, const struct vg_kube_resource *r,
 		return VG_OK;
 	}
 	if (!*ns && single)
-		return vg_err_set(err, VG_INVAL,
-				  "%s: a namespace is required", r->resource);
+		return vg_err_set(err, VG_INVAL, "%s: a namespace is required",
+		                  r->resource);
 	*out = ns;
 	return VG_OK;
 }
@@ -294,13 +308,13 @@ static const struct {
 	const char *reason;
 	int code;
 } status_map[] = {
-	{ 409, "AlreadyExists", VG_EXISTS },
-	{ 409, NULL, VG_CONFLICT },
-	{ 404, NULL, VG_NOTFOUND },
-	{ 410, NULL, VG_GONE },
-	{ 422, NULL, VG_INVAL },
-	{ 403, NULL, VG_FORBIDDEN },
-	{ 401, NULL, VG_UNAUTHORIZED },
+	{409, "AlreadyExists", VG_EXISTS},
+	{409, NULL, VG_CONFLICT},
+	{404, NULL, VG_NOTFOUND},
+	{410, NULL, VG_GONE},
+	{422, NULL, VG_INVAL},
+	{403, NULL, VG_FORBIDDEN},
+	{401, NULL, VG_UNAUTHORIZED},
 };
 
 int vg_kube_status_code(long http_status, const char *reason)
@@ -320,7 +334,7 @@ int vg_kube_status_code(long http_status, const char *reason)
 }
 
 int vg_kube_err_from_status(const json_t *status, long http_status,
-			    struct vg_err *err)
+                            struct vg_err *err)
 {
 	const char *reason = NULL, *message = NULL;
 	json_t *code;
@@ -342,21 +356,20 @@ int vg_kube_err_from_status(const json_t *status, long http_status,
 		vg_err_set(err, rc, "%s", message);
 	else
 		vg_err_set(err, rc, "HTTP %ld%s%s", http_status,
-			   reason ? " " : "", reason ? reason : "");
+		           reason ? " " : "", reason ? reason : "");
 	err->http_status = http_status;
 	snprintf(err->reason, sizeof(err->reason), "%s", reason ? reason : "");
 	return rc;
 }
 
 int kube_err_from_body(const char *body, size_t len, long http_status,
-		       struct vg_err *err)
+                       struct vg_err *err)
 {
 	json_t *status = len ? json_loadb(body, len, 0, NULL) : NULL;
 	int rc;
 
-	if (json_is_object(status) &&
-	    (json_object_get(status, "reason") ||
-	     json_object_get(status, "message"))) {
+	if (json_is_object(status) && (json_object_get(status, "reason") ||
+	                               json_object_get(status, "message"))) {
 		rc = vg_kube_err_from_status(status, http_status, err);
 		json_decref(status);
 		return rc;
@@ -369,19 +382,19 @@ int kube_err_from_body(const char *body, size_t len, long http_status,
 		return rc;
 	/* Not a Status (a proxy's page, say): keep the start of the body. */
 	vg_err_set(err, rc, "HTTP %ld: %.*s", http_status,
-		   (int)(len > 160 ? 160 : len), body ? body : "");
+	           (int)(len > 160 ? 160 : len), body ? body : "");
 	err->http_status = http_status;
 	err->reason[0] = '\0';
 	return rc;
 }
 
 int kube_curl_err(struct vg_err *err, CURLcode cc, const char *errbuf,
-		  const char *method, const char *path)
+                  const char *method, const char *path)
 {
 	int rc = cc == CURLE_OPERATION_TIMEDOUT ? VG_TIMEOUT : VG_IO;
 
 	return vg_err_set(err, rc, "%s %s: %s", method, path,
-			  errbuf && *errbuf ? errbuf : curl_easy_strerror(cc));
+	                  errbuf && *errbuf ? errbuf : curl_easy_strerror(cc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -397,7 +410,7 @@ static void curl_init_once(void)
 }
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access,
-		       void *ctx)
+                       void *ctx)
 {
 	struct vg_kube_client *c = ctx;
 
@@ -432,7 +445,7 @@ static int setup_server_name(struct vg_kube_client *c, struct vg_err *err)
 	if (!c->cfg.tls_server_name) {
 		c->base_url = strdup(c->cfg.server);
 		return c->base_url ? VG_OK
-				   : vg_err_set(err, VG_NOMEM, "copying URL");
+		                   : vg_err_set(err, VG_NOMEM, "copying URL");
 	}
 	u = curl_url();
 	if (!u || curl_url_set(u, CURLUPART_URL, c->cfg.server, 0) ||
@@ -441,15 +454,16 @@ static int setup_server_name(struct vg_kube_client *c, struct vg_err *err)
 	    curl_url_set(u, CURLUPART_HOST, c->cfg.tls_server_name, 0) ||
 	    curl_url_get(u, CURLUPART_URL, &url, 0)) {
 		rc = vg_err_set(err, VG_CONFIG,
-				"server %s with tls-server-name %s: cannot "
-				"build the URL",
-				c->cfg.server, c->cfg.tls_server_name);
+		                "server %s with tls-server-name %s: cannot "
+		                "build the URL",
+		                c->cfg.server, c->cfg.tls_server_name);
 		goto out;
 	}
 	n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')
 		url[--n] = '\0';
-	n = strlen(c->cfg.tls_server_name) + strlen(host) + 2 * strlen(port) + 4;
+	n = strlen(c->cfg.tls_server_name) + strlen(host) + 2 * strlen(port) +
+	    4;
 	map = malloc(n);
 	c->base_url = strdup(url);
 	if (!map || !c->base_url) {
@@ -457,7 +471,7 @@ static int setup_server_name(struct vg_kube_client *c, struct vg_err *err)
 		goto out;
 	}
 	snprintf(map, n, "%s:%s:%s:%s", c->cfg.tls_server_name, port, host,
-		 port);
+	         port);
 	tmp = curl_slist_append(NULL, map);
 	if (!tmp) {
 		rc = vg_err_set(err, VG_NOMEM, "building URL");
@@ -492,8 +506,8 @@ static void apply_defaults(struct vg_kube_client_opts *o)
 }
 
 int vg_kube_client_new(const struct vg_kube_config *cfg,
-		       const struct vg_kube_client_opts *opts,
-		       struct vg_kube_client **out, struct vg_err *err)
+                       const struct vg_kube_client_opts *opts,
+                       struct vg_kube_client **out, struct vg_err *err)
 {
 	struct vg_kube_client *c = NULL;
 	int rc;
@@ -504,7 +518,7 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
 		return vg_err_set(err, VG_INTERNAL, "curl_global_init: %s",
-				  curl_easy_strerror(curl_init_rc));
+		                  curl_easy_strerror(curl_init_rc));
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -524,7 +538,7 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 	c->clock = c->opts.clock ? c->opts.clock : vg_clock_monotonic();
 	c->opts.clock = c->clock;
 	c->user_agent = strdup(c->opts.user_agent ? c->opts.user_agent
-						  : DEFAULT_USER_AGENT);
+	                                          : DEFAULT_USER_AGENT);
 	c->opts.user_agent = c->user_agent;
 	c->rl = vg_ratelimit_new(c->opts.qps, c->opts.burst, c->clock);
 	c->idle = calloc((size_t)c->opts.max_idle_handles, sizeof(*c->idle));
@@ -543,7 +557,7 @@ int vg_kube_client_new(const struct vg_kube_config *cfg,
 	 * safe across threads. Each pooled handle keeps its own. */
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_SSL_SESSION);
+	                  CURL_LOCK_DATA_SSL_SESSION);
 
 	if (c->cfg.token_file) {
 		rc = vg_kube_client_reload_token(c, err);
@@ -637,7 +651,7 @@ static int read_token_file(const char *path, char **out, struct vg_err *err)
 	if (len == start) {
 		kube_free_secret(data, len);
 		return vg_err_set(err, VG_CONFIG, "token file %s is empty",
-				  path);
+		                  path);
 	}
 	data[len] = '\0';
 	if (start)
@@ -668,7 +682,7 @@ int vg_kube_client_reload_token(struct vg_kube_client *c, struct vg_err *err)
 
 /* The token to send (new copy, or NULL for none). */
 static int current_token(struct vg_kube_client *c, char **out,
-			 struct vg_err *err)
+                         struct vg_err *err)
 {
 	uint64_t period = (uint64_t)c->opts.token_refresh_sec * 1000000000ull;
 	int stale, rc = VG_OK;
@@ -681,7 +695,7 @@ static int current_token(struct vg_kube_client *c, char **out,
 	}
 	pthread_mutex_lock(&c->token_mu);
 	stale = !c->token ||
-		vg_clock_now(c->clock) - c->token_read_ns >= period;
+	        vg_clock_now(c->clock) - c->token_read_ns >= period;
 	pthread_mutex_unlock(&c->token_mu);
 	if (stale) {
 		struct vg_err rerr;
@@ -694,14 +708,15 @@ static int current_token(struct vg_kube_client *c, char **out,
 	if (c->token && !(*out = strdup(c->token)))
 		rc = vg_err_set(err, VG_NOMEM, "copying token");
 	else if (!c->token)
-		rc = vg_err_set(err, VG_CONFIG, "no token could be read from %s",
-				c->cfg.token_file);
+		rc = vg_err_set(err, VG_CONFIG,
+		                "no token could be read from %s",
+		                c->cfg.token_file);
 	pthread_mutex_unlock(&c->token_mu);
 	return rc;
 }
 
 int vg_kube_client_token(struct vg_kube_client *c, char **out,
-			 struct vg_err *err)
+                         struct vg_err *err)
 {
 	return current_token(c, out, err);
 }
@@ -711,8 +726,8 @@ int vg_kube_client_token(struct vg_kube_client *c, char **out,
 /* ------------------------------------------------------------------ */
 
 void kube_observe(struct vg_kube_client *c, const char *method,
-		  const char *path, long code, uint64_t start_ns, int rc,
-		  bool watch)
+                  const char *path, long code, uint64_t start_ns, int rc,
+                  bool watch)
 {
 	struct vg_kube_request_info info = {
 		.method = method,
@@ -728,7 +743,7 @@ void kube_observe(struct vg_kube_client *c, const char *method,
 }
 
 int kube_rate_wait(struct vg_kube_client *c, const atomic_int *a,
-		   const atomic_int *b)
+                   const atomic_int *b)
 {
 	const uint64_t slice = 50000000ull;
 	uint64_t wait = vg_ratelimit_reserve(c->rl), start, now;
@@ -748,16 +763,15 @@ int kube_rate_wait(struct vg_kube_client *c, const atomic_int *a,
 		now = vg_clock_now(c->clock);
 		if (now - start >= wait)
 			return VG_OK;
-		c->clock->sleep_ns(c->clock->ctx,
-				   wait - (now - start) < slice
-					   ? wait - (now - start)
-					   : slice);
+		c->clock->sleep_ns(c->clock->ctx, wait - (now - start) < slice
+		                                          ? wait - (now - start)
+		                                          : slice);
 	}
 }
 
 int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
-		    const char *path, const char *query,
-		    struct curl_slist **hdrs, struct vg_err *err)
+                    const char *path, const char *query,
+                    struct curl_slist **hdrs, struct vg_err *err)
 {
 	struct vg_buf url;
 	struct curl_slist *tmp;
@@ -785,7 +799,7 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 c->opts.connect_timeout_ms);
+	                 c->opts.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);
@@ -798,9 +812,9 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
 
 	if (c->cfg.ca_pem) {
-		struct curl_blob ca = { .data = c->cfg.ca_pem,
-					.len = c->cfg.ca_len,
-					.flags = CURL_BLOB_NOCOPY };
+		struct curl_blob ca = {.data = c->cfg.ca_pem,
+		                       .len = c->cfg.ca_len,
+		                       .flags = CURL_BLOB_NOCOPY};
 
 		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
 	}
@@ -809,12 +823,12 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (c->cfg.cert_pem && c->cfg.key_pem) {
-		struct curl_blob cert = { .data = c->cfg.cert_pem,
-					  .len = c->cfg.cert_len,
-					  .flags = CURL_BLOB_NOCOPY };
-		struct curl_blob key = { .data = c->cfg.key_pem,
-					 .len = c->cfg.key_len,
-					 .flags = CURL_BLOB_NOCOPY };
+		struct curl_blob cert = {.data = c->cfg.cert_pem,
+		                         .len = c->cfg.cert_len,
+		                         .flags = CURL_BLOB_NOCOPY};
+		struct curl_blob key = {.data = c->cfg.key_pem,
+		                        .len = c->cfg.key_len,
+		                        .flags = CURL_BLOB_NOCOPY};
 
 		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
 		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
@@ -829,7 +843,7 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERNAME, c->cfg.username);
 		curl_easy_setopt(h, CURLOPT_PASSWORD,
-				 c->cfg.password ? c->cfg.password : "");
+		                 c->cfg.password ? c->cfg.password : "");
 	}
 
 	tmp = curl_slist_append(*hdrs, "Accept: application/json");
@@ -865,9 +879,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 
 /* One HTTP exchange; parses a 2xx body into *out. */
 static int send_once(struct vg_kube_client *c, const char *method,
-		     const char *path, const char *query, const char *payload,
-		     const char *ctype, json_t **out, long *retry_after,
-		     struct vg_err *err)
+                     const char *path, const char *query, const char *payload,
+                     const char *ctype, json_t **out, long *retry_after,
+                     struct vg_err *err)
 {
 	struct curl_slist *hdrs = NULL, *tmp;
 	struct response resp;
@@ -896,7 +910,7 @@ static int send_once(struct vg_kube_client *c, const char *method,
 		goto out;
 	if (payload) {
 		snprintf(ctype_hdr, sizeof(ctype_hdr), "Content-Type: %s",
-			 ctype ? ctype : "application/json");
+		         ctype ? ctype : "application/json");
 		tmp = curl_slist_append(hdrs, ctype_hdr);
 		if (!tmp) {
 			rc = vg_err_set(err, VG_NOMEM, "building headers");
@@ -906,7 +920,7 @@ static int send_once(struct vg_kube_client *c, const char *method,
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(payload));
+		                 (curl_off_t)strlen(payload));
 	}
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -917,8 +931,8 @@ static int send_once(struct vg_kube_client *c, const char *method,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (resp.too_large) {
 		rc = vg_err_set(err, VG_TOOLARGE,
-				"%s %s: response larger than %zu bytes", method,
-				path, c->opts.max_response_bytes);
+		                "%s %s: response larger than %zu bytes", method,
+		                path, c->opts.max_response_bytes);
 		goto out;
 	}
 	if (cc != CURLE_OK) {
@@ -927,9 +941,9 @@ static int send_once(struct vg_kube_client *c, const char *method,
 	}
 	if (code < 200 || code >= 300) {
 		rc = kube_err_from_body(resp.body.data, resp.body.len, code,
-					err);
+		                        err);
 		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) ==
-			    CURLE_OK &&
+		            CURLE_OK &&
 		    ra >= 0)
 			*retry_after = (long)ra;
 		goto out;
@@ -945,8 +959,8 @@ static int send_once(struct vg_kube_client *c, const char *method,
 		*out = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
 		if (!*out)
 			rc = vg_err_set(err, VG_PARSE,
-					"%s %s: invalid JSON in response: %s",
-					method, path, jerr.text);
+			                "%s %s: invalid JSON in response: %s",
+			                method, path, jerr.text);
 	}
 out:
 	kube_observe(c, method, path, code, start, rc, false);
@@ -962,8 +976,8 @@ out:
 
 /* Send with retries when the server asks for them (429 + Retry-After). */
 static int kube_send(struct vg_kube_client *c, const char *method,
-		     const char *path, const char *query, const json_t *body,
-		     const char *ctype, json_t **out, struct vg_err *err)
+                     const char *path, const char *query, const json_t *body,
+                     const char *ctype, json_t **out, struct vg_err *err)
 {
 	char *payload = NULL;
 	long retry_after;
@@ -979,7 +993,7 @@ static int kube_send(struct vg_kube_client *c, const char *method,
 	}
 	for (int attempt = 0;; attempt++) {
 		rc = send_once(c, method, path, query, payload, ctype, out,
-			       &retry_after, err);
+		               &retry_after, err);
 		if (rc == VG_OK || attempt >= MAX_RETRIES)
 			break;
 		if (!err || err->http_status != 429 || retry_after < 0)
@@ -988,8 +1002,8 @@ static int kube_send(struct vg_kube_client *c, const char *method,
 			retry_after = MAX_RETRY_AFTER_SEC;
 		vg_debug("retrying after 429", "method", method, "path", path);
 		c->clock->sleep_ns(c->clock->ctx,
-				   (uint64_t)(retry_after ? retry_after : 1) *
-					   1000000000ull);
+		                   (uint64_t)(retry_after ? retry_after : 1) *
+		                           1000000000ull);
 		vg_err_clear(err);
 	}
 	free(payload);
@@ -997,13 +1011,14 @@ static int kube_send(struct vg_kube_client *c, const char *method,
 }
 
 int vg_kube_request(struct vg_kube_client *c, const struct vg_kube_request *req,
-		    json_t **out, struct vg_err *err)
+                    json_t **out, struct vg_err *err)
 {
 	if (!req || !req->method || !req->path || req->path[0] != '/')
-		return vg_err_set(err, VG_INVAL,
-				  "request needs a method and an absolute path");
+		return vg_err_set(
+			err, VG_INVAL,
+			"request needs a method and an absolute path");
 	return kube_send(c, req->method, req->path, req->query, req->body,
-			 req->content_type, out, err);
+	                 req->content_type, out, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1029,9 +1044,9 @@ static void call_cleanup(struct call *k)
 }
 
 static int call_path(struct call *k, struct vg_kube_client *c,
-		     const struct vg_kube_resource *r, const char *ns,
-		     const char *name, const char *sub, bool single,
-		     struct vg_err *err)
+                     const struct vg_kube_resource *r, const char *ns,
+                     const char *name, const char *sub, bool single,
+                     struct vg_err *err)
 {
 	const char *rns = NULL;
 	int rc;
@@ -1040,7 +1055,7 @@ static int call_path(struct call *k, struct vg_kube_client *c,
 		return vg_err_set(err, VG_INVAL, "no resource given");
 	if (single && !name)
 		return vg_err_set(err, VG_INVAL, "%s: a name is required",
-				  r->resource);
+		                  r->resource);
 	rc = kube_resolve_ns(c, r, ns, single, &rns, err);
 	if (rc == VG_OK)
 		rc = vg_kube_path(&k->path, r, rns, name, sub, err);
@@ -1051,14 +1066,14 @@ static int query_done(int rc, struct vg_err *err)
 {
 	if (rc)
 		return vg_err_set(err, rc, "building query: %s",
-				  vg_strerror(rc));
+		                  vg_strerror(rc));
 	return VG_OK;
 }
 
 int vg_kube_get(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		const char *ns, const char *name,
-		const struct vg_kube_get_opts *opts, json_t **out,
-		struct vg_err *err)
+                const char *ns, const char *name,
+                const struct vg_kube_get_opts *opts, json_t **out,
+                struct vg_err *err)
 {
 	static const struct vg_kube_get_opts none;
 	struct call k;
@@ -1071,12 +1086,12 @@ int vg_kube_get(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	if (rc)
 		goto out;
 	rc = query_done(kube_query_add(&k.query, "resourceVersion",
-				       opts->resource_version),
-			err);
+	                               opts->resource_version),
+	                err);
 	if (rc)
 		goto out;
 	rc = kube_send(c, "GET", vg_buf_str(&k.path), vg_buf_str(&k.query),
-		       NULL, NULL, out, err);
+	               NULL, NULL, out, err);
 out:
 	call_cleanup(&k);
 	return rc;
@@ -1096,15 +1111,15 @@ static int list_query(struct vg_buf *q, const struct vg_kube_list_opts *o)
 		rc = kube_query_add(q, "resourceVersion", o->resource_version);
 	if (rc == VG_OK)
 		rc = kube_query_add(q, "resourceVersionMatch",
-				    o->resource_version_match);
+		                    o->resource_version_match);
 	if (rc == VG_OK && o->timeout_seconds > 0)
 		rc = query_add_long(q, "timeoutSeconds", o->timeout_seconds);
 	return rc;
 }
 
 int vg_kube_list(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		 const char *ns, const struct vg_kube_list_opts *opts,
-		 json_t **out, struct vg_err *err)
+                 const char *ns, const struct vg_kube_list_opts *opts,
+                 json_t **out, struct vg_err *err)
 {
 	static const struct vg_kube_list_opts none;
 	struct call k;
@@ -1120,12 +1135,12 @@ int vg_kube_list(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	if (rc)
 		goto out;
 	rc = kube_send(c, "GET", vg_buf_str(&k.path), vg_buf_str(&k.query),
-		       NULL, NULL, out, err);
+	               NULL, NULL, out, err);
 	if (rc == VG_OK && !json_is_object(*out)) {
 		json_decref(*out);
 		*out = NULL;
 		rc = vg_err_set(err, VG_PARSE, "list of %s: not an object",
-				r->resource);
+		                r->resource);
 	}
 out:
 	call_cleanup(&k);
@@ -1152,9 +1167,9 @@ static int merge_page(json_t *all, json_t *page, struct vg_err *err)
 
 /* Page through a list; VG_GONE when the continue token expires. */
 static int list_pages(struct vg_kube_client *c,
-		      const struct vg_kube_resource *r, const char *ns,
-		      const struct vg_kube_list_opts *base, long limit,
-		      json_t **out, struct vg_err *err)
+                      const struct vg_kube_resource *r, const char *ns,
+                      const struct vg_kube_list_opts *base, long limit,
+                      json_t **out, struct vg_err *err)
 {
 	struct vg_kube_list_opts o = *base;
 	json_t *all = NULL, *page = NULL;
@@ -1185,7 +1200,7 @@ static int list_pages(struct vg_kube_client *c,
 		next = page ? json_string_value(json_object_get(
 				      json_object_get(page, "metadata"),
 				      "continue"))
-			    : json_string_value(json_object_get(
+		            : json_string_value(json_object_get(
 				      json_object_get(all, "metadata"),
 				      "continue"));
 		free(cont);
@@ -1205,8 +1220,7 @@ static int list_pages(struct vg_kube_client *c,
 	}
 	/* The merged list is complete: drop the first page's token. */
 	json_object_del(json_object_get(all, "metadata"), "continue");
-	json_object_del(json_object_get(all, "metadata"),
-			"remainingItemCount");
+	json_object_del(json_object_get(all, "metadata"), "remainingItemCount");
 	*out = all;
 	all = NULL;
 	rc = VG_OK;
@@ -1217,10 +1231,9 @@ out:
 	return rc;
 }
 
-int vg_kube_list_all(struct vg_kube_client *c,
-		     const struct vg_kube_resource *r, const char *ns,
-		     const struct vg_kube_list_opts *opts, json_t **out,
-		     struct vg_err *err)
+int vg_kube_list_all(struct vg_kube_client *c, const struct vg_kube_resource *r,
+                     const char *ns, const struct vg_kube_list_opts *opts,
+                     json_t **out, struct vg_err *err)
 {
 	static const struct vg_kube_list_opts none;
 	long limit;
@@ -1233,7 +1246,7 @@ int vg_kube_list_all(struct vg_kube_client *c,
 	rc = list_pages(c, r, ns, opts, limit, out, err);
 	if (rc == VG_GONE) {
 		vg_debug("continue token expired, listing in one request",
-			 "resource", r->resource);
+		         "resource", r->resource);
 		vg_err_clear(err);
 		rc = list_pages(c, r, ns, opts, 0, out, err);
 	}
@@ -1241,7 +1254,7 @@ int vg_kube_list_all(struct vg_kube_client *c,
 }
 
 static int write_query(struct vg_buf *q, const char *field_manager,
-		       bool dry_run, const char *field_validation)
+                       bool dry_run, const char *field_validation)
 {
 	int rc = kube_query_add(q, "fieldManager", field_manager);
 
@@ -1253,9 +1266,9 @@ static int write_query(struct vg_buf *q, const char *field_manager,
 }
 
 int vg_kube_create(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const json_t *obj,
-		   const struct vg_kube_write_opts *opts, json_t **out,
-		   struct vg_err *err)
+                   const char *ns, const json_t *obj,
+                   const struct vg_kube_write_opts *opts, json_t **out,
+                   struct vg_err *err)
 {
 	static const struct vg_kube_write_opts none;
 	struct call k;
@@ -1272,7 +1285,7 @@ int vg_kube_create(struct vg_kube_client *c, const struct vg_kube_resource *r,
 			json_object_get(obj, "metadata"), "name"));
 
 		rc = call_path(&k, c, r, ns, name, opts->subresource, true,
-			       err);
+		               err);
 	} else {
 		const char *rns = NULL;
 
@@ -1283,21 +1296,21 @@ int vg_kube_create(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	if (rc)
 		goto out;
 	rc = query_done(write_query(&k.query, opts->field_manager,
-				    opts->dry_run, opts->field_validation),
-			err);
+	                            opts->dry_run, opts->field_validation),
+	                err);
 	if (rc)
 		goto out;
 	rc = kube_send(c, "POST", vg_buf_str(&k.path), vg_buf_str(&k.query),
-		       obj, NULL, out, err);
+	               obj, NULL, out, err);
 out:
 	call_cleanup(&k);
 	return rc;
 }
 
 int vg_kube_update(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const json_t *obj,
-		   const struct vg_kube_write_opts *opts, json_t **out,
-		   struct vg_err *err)
+                   const char *ns, const json_t *obj,
+                   const struct vg_kube_write_opts *opts, json_t **out,
+                   struct vg_err *err)
 {
 	static const struct vg_kube_write_opts none;
 	const char *name;
@@ -1310,18 +1323,18 @@ int vg_kube_update(struct vg_kube_client *c, const struct vg_kube_resource *r,
 		json_object_get(json_object_get(obj, "metadata"), "name"));
 	if (!json_is_object(obj) || !name)
 		return vg_err_set(err, VG_INVAL,
-				  "update: object with metadata.name required");
+		                  "update: object with metadata.name required");
 	call_init(&k);
 	rc = call_path(&k, c, r, ns, name, opts->subresource, true, err);
 	if (rc)
 		goto out;
 	rc = query_done(write_query(&k.query, opts->field_manager,
-				    opts->dry_run, opts->field_validation),
-			err);
+	                            opts->dry_run, opts->field_validation),
+	                err);
 	if (rc)
 		goto out;
-	rc = kube_send(c, "PUT", vg_buf_str(&k.path), vg_buf_str(&k.query),
-		       obj, NULL, out, err);
+	rc = kube_send(c, "PUT", vg_buf_str(&k.path), vg_buf_str(&k.query), obj,
+	               NULL, out, err);
 out:
 	call_cleanup(&k);
 	return rc;
@@ -1335,9 +1348,9 @@ static const char *const patch_content_types[] = {
 };
 
 int vg_kube_patch(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const char *name, const json_t *patch,
-		  const struct vg_kube_patch_opts *opts, json_t **out,
-		  struct vg_err *err)
+                  const char *ns, const char *name, const json_t *patch,
+                  const struct vg_kube_patch_opts *opts, json_t **out,
+                  struct vg_err *err)
 {
 	static const struct vg_kube_patch_opts none;
 	struct call k;
@@ -1345,21 +1358,21 @@ int vg_kube_patch(struct vg_kube_client *c, const struct vg_kube_resource *r,
 
 	if (!opts)
 		opts = &none;
-	if ((unsigned)opts->type >= sizeof(patch_content_types) /
-					    sizeof(patch_content_types[0]))
+	if ((unsigned)opts->type >=
+	    sizeof(patch_content_types) / sizeof(patch_content_types[0]))
 		return vg_err_set(err, VG_INVAL, "unknown patch type %d",
-				  (int)opts->type);
+		                  (int)opts->type);
 	if (!patch)
 		return vg_err_set(err, VG_INVAL, "patch: no patch given");
 	if (opts->type == VG_KUBE_PATCH_APPLY && !opts->field_manager)
 		return vg_err_set(err, VG_INVAL,
-				  "server-side apply needs a field manager");
+		                  "server-side apply needs a field manager");
 	call_init(&k);
 	rc = call_path(&k, c, r, ns, name, opts->subresource, true, err);
 	if (rc)
 		goto out;
 	rc = write_query(&k.query, opts->field_manager, opts->dry_run,
-			 opts->field_validation);
+	                 opts->field_validation);
 	/* force is only meaningful (and only accepted) for apply. */
 	if (rc == VG_OK && opts->type == VG_KUBE_PATCH_APPLY && opts->force)
 		rc = kube_query_add(&k.query, "force", "true");
@@ -1367,18 +1380,18 @@ int vg_kube_patch(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	if (rc)
 		goto out;
 	rc = kube_send(c, "PATCH", vg_buf_str(&k.path), vg_buf_str(&k.query),
-		       patch, patch_content_types[opts->type], out, err);
+	               patch, patch_content_types[opts->type], out, err);
 out:
 	call_cleanup(&k);
 	return rc;
 }
 
 int vg_kube_apply(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const json_t *obj,
-		  const struct vg_kube_patch_opts *opts, json_t **out,
-		  struct vg_err *err)
+                  const char *ns, const json_t *obj,
+                  const struct vg_kube_patch_opts *opts, json_t **out,
+                  struct vg_err *err)
 {
-	struct vg_kube_patch_opts o = { 0 };
+	struct vg_kube_patch_opts o = {0};
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *name = json_string_value(json_object_get(meta, "name"));
 
@@ -1387,16 +1400,16 @@ int vg_kube_apply(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	o.type = VG_KUBE_PATCH_APPLY;
 	if (!json_is_object(obj) || !name)
 		return vg_err_set(err, VG_INVAL,
-				  "apply: object with metadata.name required");
+		                  "apply: object with metadata.name required");
 	if (!ns)
 		ns = json_string_value(json_object_get(meta, "namespace"));
 	return vg_kube_patch(c, r, ns, name, obj, &o, out, err);
 }
 
 int vg_kube_delete(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const char *name,
-		   const struct vg_kube_delete_opts *opts, json_t **out,
-		   struct vg_err *err)
+                   const char *ns, const char *name,
+                   const struct vg_kube_delete_opts *opts, json_t **out,
+                   struct vg_err *err)
 {
 	static const struct vg_kube_delete_opts none;
 	json_t *body = NULL, *pre = NULL;
@@ -1410,7 +1423,7 @@ int vg_kube_delete(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	if (rc)
 		goto out;
 	body = json_pack("{s:s, s:s}", "apiVersion", "v1", "kind",
-			 "DeleteOptions");
+	                 "DeleteOptions");
 	pre = json_object();
 	if (!body || !pre) {
 		rc = vg_err_set(err, VG_NOMEM, "building DeleteOptions");
@@ -1420,22 +1433,22 @@ int vg_kube_delete(struct vg_kube_client *c, const struct vg_kube_resource *r,
 	     json_object_set_new(pre, "uid", json_string(opts->uid))) ||
 	    (opts->resource_version &&
 	     json_object_set_new(pre, "resourceVersion",
-				 json_string(opts->resource_version))) ||
+	                         json_string(opts->resource_version))) ||
 	    (json_object_size(pre) &&
 	     json_object_set(body, "preconditions", pre)) ||
 	    (opts->propagation_policy &&
 	     json_object_set_new(body, "propagationPolicy",
-				 json_string(opts->propagation_policy))) ||
+	                         json_string(opts->propagation_policy))) ||
 	    (opts->grace_set &&
 	     json_object_set_new(body, "gracePeriodSeconds",
-				 json_integer(opts->grace_period_seconds))) ||
+	                         json_integer(opts->grace_period_seconds))) ||
 	    (opts->dry_run &&
 	     json_object_set_new(body, "dryRun", json_pack("[s]", "All")))) {
 		rc = vg_err_set(err, VG_NOMEM, "building DeleteOptions");
 		goto out;
 	}
 	rc = kube_send(c, "DELETE", vg_buf_str(&k.path), NULL, body, NULL, out,
-		       err);
+	               err);
 out:
 	json_decref(pre);
 	json_decref(body);

@@ -50,28 +50,28 @@ void kube_handle_put(struct vg_kube_client *c, CURL *h);
  * to the caller.
  */
 int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
-		    const char *path, const char *query,
-		    struct curl_slist **hdrs, struct vg_err *err);
+                    const char *path, const char *query,
+                    struct curl_slist **hdrs, struct vg_err *err);
 
 /* Rate limit, honouring up to two cancel flags (either may be NULL). */
 int kube_rate_wait(struct vg_kube_client *c, const atomic_int *a,
-		   const atomic_int *b);
+                   const atomic_int *b);
 
 /* Report a finished request to the observer, if any. */
 void kube_observe(struct vg_kube_client *c, const char *method,
-		  const char *path, long code, uint64_t start_ns, int rc,
-		  bool watch);
+                  const char *path, long code, uint64_t start_ns, int rc,
+                  bool watch);
 
 /* Map a curl failure to VG_IO / VG_TIMEOUT with curl's text in `err`. */
 int kube_curl_err(struct vg_err *err, CURLcode cc, const char *errbuf,
-		  const char *method, const char *path);
+                  const char *method, const char *path);
 
 /*
  * Fill `err` from a failed response body (a Status when it parses as one,
  * else the first bytes of the body) and return the mapped code.
  */
 int kube_err_from_body(const char *body, size_t len, long http_status,
-		       struct vg_err *err);
+                       struct vg_err *err);
 
 /* Append `s` percent-escaped (everything but RFC 3986 unreserved). */
 int kube_escape(struct vg_buf *b, const char *s);
@@ -82,13 +82,13 @@ int kube_query_add(struct vg_buf *q, const char *key, const char *val);
 /* Resolve the namespace argument of a call (see kube.h); NULL for
  * cluster-scoped resources. VG_INVAL when `single` and ns is "". */
 int kube_resolve_ns(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		    const char *ns, bool single, const char **out,
-		    struct vg_err *err);
+                    const char *ns, bool single, const char **out,
+                    struct vg_err *err);
 
 /* Read a whole file into a new NUL-terminated buffer of at most `max`
  * bytes. VG_IO (with errno) or VG_TOOLARGE. */
 int kube_read_file(const char *path, size_t max, char **out, size_t *len,
-		   struct vg_err *err);
+                   struct vg_err *err);
 
 /* Free `p` after overwriting its `n` bytes (credentials). */
 void kube_free_secret(char *p, size_t n);

@@ -28,9 +28,9 @@ static const struct {
 	const char *name;
 	enum vg_watch_type type;
 } watch_types[] = {
-	{ "ADDED", VG_WATCH_ADDED },	 { "MODIFIED", VG_WATCH_MODIFIED },
-	{ "DELETED", VG_WATCH_DELETED }, { "BOOKMARK", VG_WATCH_BOOKMARK },
-	{ "ERROR", VG_WATCH_ERROR },
+	{"ADDED", VG_WATCH_ADDED},     {"MODIFIED", VG_WATCH_MODIFIED},
+	{"DELETED", VG_WATCH_DELETED}, {"BOOKMARK", VG_WATCH_BOOKMARK},
+	{"ERROR", VG_WATCH_ERROR},
 };
 
 const char *vg_watch_type_name(enum vg_watch_type t)
@@ -55,7 +55,7 @@ static int parse_type(const char *s, enum vg_watch_type *out)
 }
 
 void vg_watch_parser_init(struct vg_watch_parser *p, size_t max_event,
-			  vg_watch_fn fn, void *ctx)
+                          vg_watch_fn fn, void *ctx)
 {
 	p->max_event = max_event ? max_event : VG_WATCH_MAX_EVENT_DEFAULT;
 	vg_buf_init(&p->line, p->max_event);
@@ -78,8 +78,7 @@ const char *vg_watch_parser_resource_version(const struct vg_watch_parser *p)
 	return p->resource_version;
 }
 
-static int set_rv(struct vg_watch_parser *p, const char *rv,
-		  struct vg_err *err)
+static int set_rv(struct vg_watch_parser *p, const char *rv, struct vg_err *err)
 {
 	char *copy;
 
@@ -103,7 +102,7 @@ static int is_blank(const char *s, size_t n)
 
 /* Decode and deliver one complete line (without its '\n'). */
 static int handle_line(struct vg_watch_parser *p, const char *line, size_t n,
-		       struct vg_err *err)
+                       struct vg_err *err)
 {
 	json_error_t jerr;
 	json_t *ev = NULL, *obj;
@@ -116,22 +115,22 @@ static int handle_line(struct vg_watch_parser *p, const char *line, size_t n,
 	ev = json_loadb(line, n, 0, &jerr);
 	if (!ev) {
 		rc = vg_err_set(err, VG_PARSE,
-				"watch event %lu: invalid JSON: %s",
-				p->events + 1, jerr.text);
+		                "watch event %lu: invalid JSON: %s",
+		                p->events + 1, jerr.text);
 		goto out;
 	}
 	type = json_string_value(json_object_get(ev, "type"));
 	obj = json_object_get(ev, "object");
 	if (!type || !json_is_object(obj)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"watch event %lu: not a {type, object} event",
-				p->events + 1);
+		                "watch event %lu: not a {type, object} event",
+		                p->events + 1);
 		goto out;
 	}
 	if (!parse_type(type, &out.type)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"watch event %lu: unknown type \"%.32s\"",
-				p->events + 1, type);
+		                "watch event %lu: unknown type \"%.32s\"",
+		                p->events + 1, type);
 		goto out;
 	}
 	out.object = obj;
@@ -163,21 +162,21 @@ out:
 static int too_large(struct vg_watch_parser *p, struct vg_err *err)
 {
 	return vg_err_set(err, VG_TOOLARGE,
-			  "watch event %lu larger than %zu bytes",
-			  p->events + 1, p->max_event);
+	                  "watch event %lu larger than %zu bytes",
+	                  p->events + 1, p->max_event);
 }
 
 int vg_watch_parser_feed(struct vg_watch_parser *p, const char *data,
-			 size_t len, struct vg_err *err)
+                         size_t len, struct vg_err *err)
 {
 	int rc = VG_OK;
 
 	if (p->done)
 		return p->done == VG_WATCH_STOP
-			       ? VG_WATCH_STOP
-			       : vg_err_set(err, p->done,
-					    "watch stream already ended: %s",
-					    vg_strerror(p->done));
+		               ? VG_WATCH_STOP
+		               : vg_err_set(err, p->done,
+		                            "watch stream already ended: %s",
+		                            vg_strerror(p->done));
 	while (len > 0 && rc == VG_OK) {
 		const char *nl = memchr(data, '\n', len);
 		size_t take = nl ? (size_t)(nl - data) : len;
@@ -185,25 +184,25 @@ int vg_watch_parser_feed(struct vg_watch_parser *p, const char *data,
 		if (!nl) {
 			if (vg_buf_append(&p->line, data, take) != VG_OK)
 				rc = p->line.len + take > p->max_event
-					     ? too_large(p, err)
-					     : vg_err_set(err, VG_NOMEM,
-							  "buffering event");
+				             ? too_large(p, err)
+				             : vg_err_set(err, VG_NOMEM,
+				                          "buffering event");
 			break;
 		}
 		if (p->line.len == 0) {
 			/* The whole line is in this chunk: no copy. */
 			rc = take > p->max_event
-				     ? too_large(p, err)
-				     : handle_line(p, data, take, err);
+			             ? too_large(p, err)
+			             : handle_line(p, data, take, err);
 		} else {
 			if (vg_buf_append(&p->line, data, take) != VG_OK)
 				rc = p->line.len + take > p->max_event
-					     ? too_large(p, err)
-					     : vg_err_set(err, VG_NOMEM,
-							  "buffering event");
+				             ? too_large(p, err)
+				             : vg_err_set(err, VG_NOMEM,
+				                          "buffering event");
 			else
 				rc = handle_line(p, p->line.data, p->line.len,
-						 err);
+				                 err);
 			vg_buf_reset(&p->line);
 		}
 		data += take + 1;
@@ -274,10 +273,9 @@ static int dup_opt(char **dst, const char *src)
 }
 
 int vg_kube_watch_new(struct vg_kube_client *c,
-		      const struct vg_kube_resource *r, const char *ns,
-		      const struct vg_kube_watch_opts *opts, vg_watch_fn fn,
-		      void *ctx, struct vg_kube_watch **out,
-		      struct vg_err *err)
+                      const struct vg_kube_resource *r, const char *ns,
+                      const struct vg_kube_watch_opts *opts, vg_watch_fn fn,
+                      void *ctx, struct vg_kube_watch **out, struct vg_err *err)
 {
 	static const struct vg_kube_watch_opts none;
 	struct vg_kube_watch *w = NULL;
@@ -360,8 +358,7 @@ const char *vg_kube_watch_resource_version(const struct vg_kube_watch *w)
 	return w->rv;
 }
 
-int vg_kube_watch_set_resource_version(struct vg_kube_watch *w,
-				       const char *rv)
+int vg_kube_watch_set_resource_version(struct vg_kube_watch *w, const char *rv)
 {
 	char *copy = NULL;
 
@@ -390,7 +387,7 @@ static size_t on_stream(char *data, size_t size, size_t n, void *ctx)
 }
 
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
-		       curl_off_t ultotal, curl_off_t ulnow)
+                       curl_off_t ultotal, curl_off_t ulnow)
 {
 	(void)dltotal;
 	(void)dlnow;
@@ -492,7 +489,7 @@ int vg_kube_watch_run(struct vg_kube_watch *w, struct vg_err *err)
 		goto out;
 	}
 	rc = kube_easy_setup(c, w->easy, "GET", w->path, vg_buf_str(&query),
-			     &hdrs, err);
+	                     &hdrs, err);
 	if (rc)
 		goto out;
 	curl_easy_setopt(w->easy, CURLOPT_ERRORBUFFER, errbuf);
@@ -504,7 +501,7 @@ int vg_kube_watch_run(struct vg_kube_watch *w, struct vg_err *err)
 	/* The server ends the watch at timeoutSeconds; allow some slack. */
 	if (w->timeout_seconds > 0)
 		curl_easy_setopt(w->easy, CURLOPT_TIMEOUT,
-				 w->timeout_seconds + 30);
+		                 w->timeout_seconds + 30);
 
 	start = vg_clock_now(c->clock);
 	started = 1;
@@ -519,7 +516,7 @@ int vg_kube_watch_run(struct vg_kube_watch *w, struct vg_err *err)
 		rc = w->stream_rc == VG_WATCH_STOP ? VG_OK : w->stream_rc;
 	} else if (w->code != 0 && w->code != 200) {
 		rc = kube_err_from_body(w->errbody.data, w->errbody.len,
-					w->code, err);
+		                        w->code, err);
 	} else if (cc != CURLE_OK) {
 		rc = kube_curl_err(err, cc, errbuf, "WATCH", w->path);
 	} else {
@@ -548,9 +545,8 @@ out:
 }
 
 int vg_kube_watch(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const struct vg_kube_watch_opts *opts,
-		  vg_watch_fn fn, void *ctx, char **last_rv,
-		  struct vg_err *err)
+                  const char *ns, const struct vg_kube_watch_opts *opts,
+                  vg_watch_fn fn, void *ctx, char **last_rv, struct vg_err *err)
 {
 	struct vg_kube_watch *w = NULL;
 	int rc;

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #define MAX_KUBECONFIG_BYTES (16u * 1024 * 1024)
-#define MAX_PEM_BYTES (16u * 1024 * 1024)
-#define MAX_SMALL_FILE (64u * 1024)
+#define MAX_PEM_BYTES        (16u * 1024 * 1024)
+#define MAX_SMALL_FILE       (64u * 1024)
 #define MAX_KUBECONFIG_FILES 32
 
 /* ------------------------------------------------------------------ */
@@ -38,7 +38,7 @@ void kube_free_secret(char *p, size_t n)
 }
 
 int kube_read_file(const char *path, size_t max, char **out, size_t *len,
-		   struct vg_err *err)
+                   struct vg_err *err)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -61,7 +61,7 @@ int kube_read_file(const char *path, size_t max, char **out, size_t *len,
 	}
 	if ((size_t)st.st_size > max) {
 		rc = vg_err_set(err, VG_TOOLARGE, "%s: larger than %zu bytes",
-				path, max);
+		                path, max);
 		goto out;
 	}
 	cap = (size_t)st.st_size + 1;
@@ -79,14 +79,14 @@ int kube_read_file(const char *path, size_t max, char **out, size_t *len,
 
 			if (cap > max) {
 				rc = vg_err_set(err, VG_TOOLARGE,
-						"%s: larger than %zu bytes",
-						path, max);
+				                "%s: larger than %zu bytes",
+				                path, max);
 				goto out;
 			}
 			nb = realloc(buf, cap * 2);
 			if (!nb) {
 				rc = vg_err_set(err, VG_NOMEM,
-						"%s: out of memory", path);
+				                "%s: out of memory", path);
 				goto out;
 			}
 			buf = nb;
@@ -105,7 +105,7 @@ int kube_read_file(const char *path, size_t max, char **out, size_t *len,
 	}
 	if (n > max) {
 		rc = vg_err_set(err, VG_TOOLARGE, "%s: larger than %zu bytes",
-				path, max);
+		                path, max);
 		goto out;
 	}
 	buf[n] = '\0';
@@ -178,7 +178,7 @@ static int dup_mem(char **dst, size_t *dlen, const char *src, size_t len)
 }
 
 int vg_kube_config_copy(struct vg_kube_config *dst,
-			const struct vg_kube_config *src, struct vg_err *err)
+                        const struct vg_kube_config *src, struct vg_err *err)
 {
 	int rc = 0;
 
@@ -189,9 +189,8 @@ int vg_kube_config_copy(struct vg_kube_config *dst,
 	rc |= dup_mem(&dst->ca_pem, &dst->ca_len, src->ca_pem, src->ca_len);
 	rc |= dup_str(&dst->tls_server_name, src->tls_server_name);
 	rc |= dup_mem(&dst->cert_pem, &dst->cert_len, src->cert_pem,
-		      src->cert_len);
-	rc |= dup_mem(&dst->key_pem, &dst->key_len, src->key_pem,
-		      src->key_len);
+	              src->cert_len);
+	rc |= dup_mem(&dst->key_pem, &dst->key_len, src->key_pem, src->key_len);
 	rc |= dup_str(&dst->token, src->token);
 	rc |= dup_str(&dst->token_file, src->token_file);
 	rc |= dup_str(&dst->username, src->username);
@@ -230,7 +229,7 @@ static int b64_value(unsigned char ch)
  * whitespace is skipped. On failure *bad_at is the offending offset.
  */
 static int b64_decode(const char *in, size_t len, char **out, size_t *olen,
-		      size_t *bad_at)
+                      size_t *bad_at)
 {
 	unsigned char *buf = malloc(len / 4 * 3 + 4);
 	unsigned quad[4];
@@ -267,10 +266,10 @@ static int b64_decode(const char *in, size_t len, char **out, size_t *olen,
 			buf[n++] = (unsigned char)(quad[0] << 2 | quad[1] >> 4);
 			if (pad < 2)
 				buf[n++] = (unsigned char)((quad[1] & 15) << 4 |
-							   quad[2] >> 2);
+				                           quad[2] >> 2);
 			if (pad < 1)
 				buf[n++] = (unsigned char)((quad[2] & 3) << 6 |
-							   quad[3]);
+				                           quad[3]);
 			q = 0;
 			if (pad) {
 				/* Nothing but whitespace may follow. */
@@ -330,7 +329,7 @@ static void kc_set_cleanup(struct kc_set *s)
 
 /* Parse `data` as one kubeconfig document and append it to the set. */
 static int kc_add(struct kc_set *s, const char *data, size_t len,
-		  const char *path, const char *dir, struct vg_err *err)
+                  const char *path, const char *dir, struct vg_err *err)
 {
 	struct kc_doc *d;
 	json_t *doc = NULL;
@@ -339,13 +338,13 @@ static int kc_add(struct kc_set *s, const char *data, size_t len,
 
 	if (s->n == MAX_KUBECONFIG_FILES)
 		return vg_err_set(err, VG_CONFIG,
-				  "more than %d kubeconfig files",
-				  MAX_KUBECONFIG_FILES);
+		                  "more than %d kubeconfig files",
+		                  MAX_KUBECONFIG_FILES);
 	vg_err_clear(&perr);
 	rc = vg_yaml_parse(data, len, &doc, &perr);
 	if (rc)
 		return vg_err_set(err, rc == VG_NOMEM ? VG_NOMEM : VG_CONFIG,
-				  "kubeconfig %s: %s", path, perr.msg);
+		                  "kubeconfig %s: %s", path, perr.msg);
 	if (json_is_null(doc)) {
 		/* An empty file is an empty config, as for kubectl. */
 		json_decref(doc);
@@ -356,8 +355,8 @@ static int kc_add(struct kc_set *s, const char *data, size_t len,
 	if (!json_is_object(doc)) {
 		json_decref(doc);
 		return vg_err_set(err, VG_CONFIG,
-				  "kubeconfig %s: top level is not a mapping",
-				  path);
+		                  "kubeconfig %s: top level is not a mapping",
+		                  path);
 	}
 	d = &s->docs[s->n];
 	d->doc = doc;
@@ -392,7 +391,7 @@ static int kc_add_file(struct kc_set *s, const char *path, struct vg_err *err)
 	rc = kube_read_file(path, MAX_KUBECONFIG_BYTES, &data, &len, &ferr);
 	if (rc)
 		return vg_err_set(err, rc == VG_NOMEM ? VG_NOMEM : VG_CONFIG,
-				  "kubeconfig %s", ferr.msg);
+		                  "kubeconfig %s", ferr.msg);
 	dir = dir_of(path);
 	if (!dir)
 		rc = vg_err_set(err, VG_NOMEM, "out of memory");
@@ -409,8 +408,8 @@ static int kc_add_file(struct kc_set *s, const char *path, struct vg_err *err)
  * that has it, returning its `inner` mapping ("cluster") and document.
  */
 static int kc_find(const struct kc_set *s, const char *list, const char *inner,
-		   const char *name, json_t **entry,
-		   const struct kc_doc **from, struct vg_err *err)
+                   const char *name, json_t **entry, const struct kc_doc **from,
+                   struct vg_err *err)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		json_t *arr = json_object_get(s->docs[i].doc, list);
@@ -421,12 +420,12 @@ static int kc_find(const struct kc_set *s, const char *list, const char *inner,
 			continue;
 		if (!json_is_array(arr))
 			return vg_err_set(err, VG_CONFIG,
-					  "kubeconfig %s: %s is not a list",
-					  s->docs[i].path, list);
+			                  "kubeconfig %s: %s is not a list",
+			                  s->docs[i].path, list);
 		json_array_foreach(arr, idx, el)
 		{
-			const char *n = json_string_value(
-				json_object_get(el, "name"));
+			const char *n =
+				json_string_value(json_object_get(el, "name"));
 			json_t *v;
 
 			if (!n || strcmp(n, name) != 0)
@@ -450,7 +449,7 @@ static int kc_find(const struct kc_set *s, const char *list, const char *inner,
 
 /* String field `key` of `obj` (NULL when absent or null). */
 static int kc_str(const json_t *obj, const char *key, const char *what,
-		  const char *name, const char **out, struct vg_err *err)
+                  const char *name, const char **out, struct vg_err *err)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -458,8 +457,9 @@ static int kc_str(const json_t *obj, const char *key, const char *what,
 	if (!v || json_is_null(v))
 		return VG_OK;
 	if (!json_is_string(v))
-		return vg_err_set(err, VG_CONFIG, "%s \"%s\": %s is not a string",
-				  what, name, key);
+		return vg_err_set(err, VG_CONFIG,
+		                  "%s \"%s\": %s is not a string", what, name,
+		                  key);
 	*out = json_string_value(v);
 	if (!**out)
 		*out = NULL;
@@ -488,8 +488,8 @@ static char *resolve_path(const char *dir, const char *rel)
  * (resolved against the document's directory). *pem NULL when neither.
  */
 static int kc_pem(const json_t *obj, const struct kc_doc *from,
-		  const char *what, const char *name, const char *key,
-		  char **pem, size_t *len, struct vg_err *err)
+                  const char *what, const char *name, const char *key,
+                  char **pem, size_t *len, struct vg_err *err)
 {
 	char data_key[64];
 	const char *b64 = NULL, *file = NULL;
@@ -512,9 +512,9 @@ static int kc_pem(const json_t *obj, const struct kc_doc *from,
 			return vg_err_set(err, VG_NOMEM, "out of memory");
 		if (rc)
 			return vg_err_set(err, VG_CONFIG,
-					  "%s \"%s\": %s is not valid base64 "
-					  "(at offset %zu)",
-					  what, name, data_key, bad_at);
+			                  "%s \"%s\": %s is not valid base64 "
+			                  "(at offset %zu)",
+			                  what, name, data_key, bad_at);
 		key = data_key;
 	} else if (file) {
 		path = resolve_path(from->dir, file);
@@ -524,10 +524,9 @@ static int kc_pem(const json_t *obj, const struct kc_doc *from,
 		rc = kube_read_file(path, MAX_PEM_BYTES, pem, len, &ferr);
 		free(path);
 		if (rc)
-			return vg_err_set(err,
-					  rc == VG_NOMEM ? VG_NOMEM : VG_CONFIG,
-					  "%s \"%s\": %s: %s", what, name, key,
-					  ferr.msg);
+			return vg_err_set(
+				err, rc == VG_NOMEM ? VG_NOMEM : VG_CONFIG,
+				"%s \"%s\": %s: %s", what, name, key, ferr.msg);
 	} else {
 		return VG_OK;
 	}
@@ -536,15 +535,15 @@ static int kc_pem(const json_t *obj, const struct kc_doc *from,
 		*pem = NULL;
 		*len = 0;
 		return vg_err_set(err, VG_CONFIG,
-				  "%s \"%s\": %s does not hold PEM data", what,
-				  name, key);
+		                  "%s \"%s\": %s does not hold PEM data", what,
+		                  name, key);
 	}
 	return VG_OK;
 }
 
 /* Normalise the server URL: default scheme https, no trailing '/'. */
 static int kc_server(const char *server, const char *cluster, char **out,
-		     struct vg_err *err)
+                     struct vg_err *err)
 {
 	const char *sep = strstr(server, "://");
 	size_t n;
@@ -553,9 +552,9 @@ static int kc_server(const char *server, const char *cluster, char **out,
 	if (sep && strncmp(server, "https://", 8) != 0 &&
 	    strncmp(server, "http://", 7) != 0)
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\": server %s: only http and "
-				  "https are supported",
-				  cluster, server);
+		                  "cluster \"%s\": server %s: only http and "
+		                  "https are supported",
+		                  cluster, server);
 	n = strlen(server) + (sep ? 0 : 8) + 1;
 	*out = malloc(n);
 	if (!*out)
@@ -568,14 +567,14 @@ static int kc_server(const char *server, const char *cluster, char **out,
 		free(*out);
 		*out = NULL;
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\": server has no host",
-				  cluster);
+		                  "cluster \"%s\": server has no host",
+		                  cluster);
 	}
 	return VG_OK;
 }
 
 static int kc_cluster(struct vg_kube_config *cfg, const struct kc_set *s,
-		      const char *name, const char *ctx, struct vg_err *err)
+                      const char *name, const char *ctx, struct vg_err *err)
 {
 	const struct kc_doc *from;
 	const char *server = NULL, *tsn = NULL;
@@ -585,9 +584,9 @@ static int kc_cluster(struct vg_kube_config *cfg, const struct kc_set *s,
 	rc = kc_find(s, "clusters", "cluster", name, &cl, &from, err);
 	if (rc == VG_NOTFOUND)
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\" (of context \"%s\") not "
-				  "found in kubeconfig",
-				  name, ctx);
+		                  "cluster \"%s\" (of context \"%s\") not "
+		                  "found in kubeconfig",
+		                  name, ctx);
 	if (rc)
 		return rc;
 	rc = kc_str(cl, "server", "cluster", name, &server, err);
@@ -597,37 +596,37 @@ static int kc_cluster(struct vg_kube_config *cfg, const struct kc_set *s,
 		return rc;
 	if (!server)
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\" has no server", name);
+		                  "cluster \"%s\" has no server", name);
 	rc = kc_server(server, name, &cfg->server, err);
 	if (rc)
 		return rc;
 	insecure = json_object_get(cl, "insecure-skip-tls-verify");
 	if (insecure && !json_is_null(insecure) && !json_is_boolean(insecure))
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\": insecure-skip-tls-verify "
-				  "is not a boolean",
-				  name);
+		                  "cluster \"%s\": insecure-skip-tls-verify "
+		                  "is not a boolean",
+		                  name);
 	cfg->insecure_skip_tls_verify = json_is_true(insecure);
 	if (tsn && dup_str(&cfg->tls_server_name, tsn))
 		return vg_err_set(err, VG_NOMEM, "out of memory");
 	rc = kc_pem(cl, from, "cluster", name, "certificate-authority",
-		    &cfg->ca_pem, &cfg->ca_len, err);
+	            &cfg->ca_pem, &cfg->ca_len, err);
 	if (rc)
 		return rc;
 	if (cfg->ca_pem && cfg->insecure_skip_tls_verify)
 		return vg_err_set(err, VG_CONFIG,
-				  "cluster \"%s\": a certificate authority "
-				  "and insecure-skip-tls-verify exclude each "
-				  "other",
-				  name);
+		                  "cluster \"%s\": a certificate authority "
+		                  "and insecure-skip-tls-verify exclude each "
+		                  "other",
+		                  name);
 	return VG_OK;
 }
 
 /* Authentication kinds vigil cannot perform. */
-static const char *const unsupported_auth[] = { "exec", "auth-provider" };
+static const char *const unsupported_auth[] = {"exec", "auth-provider"};
 
 static int kc_user(struct vg_kube_config *cfg, const struct kc_set *s,
-		   const char *name, const char *ctx, struct vg_err *err)
+                   const char *name, const char *ctx, struct vg_err *err)
 {
 	const struct kc_doc *from;
 	const char *token = NULL, *token_file = NULL, *user = NULL,
@@ -641,9 +640,9 @@ static int kc_user(struct vg_kube_config *cfg, const struct kc_set *s,
 	rc = kc_find(s, "users", "user", name, &u, &from, err);
 	if (rc == VG_NOTFOUND)
 		return vg_err_set(err, VG_CONFIG,
-				  "user \"%s\" (of context \"%s\") not found "
-				  "in kubeconfig",
-				  name, ctx);
+		                  "user \"%s\" (of context \"%s\") not found "
+		                  "in kubeconfig",
+		                  name, ctx);
 	if (rc)
 		return rc;
 	for (size_t i = 0;
@@ -652,22 +651,22 @@ static int kc_user(struct vg_kube_config *cfg, const struct kc_set *s,
 
 		if (v && !json_is_null(v))
 			return vg_err_set(err, VG_CONFIG,
-					  "user \"%s\": %s credentials are "
-					  "not supported",
-					  name, unsupported_auth[i]);
+			                  "user \"%s\": %s credentials are "
+			                  "not supported",
+			                  name, unsupported_auth[i]);
 	}
-	rc = kc_pem(u, from, "user", name, "client-certificate",
-		    &cfg->cert_pem, &cfg->cert_len, err);
+	rc = kc_pem(u, from, "user", name, "client-certificate", &cfg->cert_pem,
+	            &cfg->cert_len, err);
 	if (rc == VG_OK)
 		rc = kc_pem(u, from, "user", name, "client-key", &cfg->key_pem,
-			    &cfg->key_len, err);
+		            &cfg->key_len, err);
 	if (rc)
 		return rc;
 	if (!cfg->cert_pem != !cfg->key_pem)
 		return vg_err_set(err, VG_CONFIG,
-				  "user \"%s\": client certificate and client "
-				  "key must be given together",
-				  name);
+		                  "user \"%s\": client certificate and client "
+		                  "key must be given together",
+		                  name);
 	rc = kc_str(u, "token", "user", name, &token, err);
 	if (rc == VG_OK)
 		rc = kc_str(u, "tokenFile", "user", name, &token_file, err);
@@ -688,24 +687,24 @@ static int kc_user(struct vg_kube_config *cfg, const struct kc_set *s,
 		/* Fail now, with a clear message, if it cannot be read. */
 		vg_err_clear(&ferr);
 		rc = kube_read_file(tf, MAX_SMALL_FILE, &probe, &probe_len,
-				    &ferr);
+		                    &ferr);
 		kube_free_secret(probe, probe_len);
 		if (rc) {
 			free(tf);
 			return vg_err_set(err, VG_CONFIG,
-					  "user \"%s\": tokenFile: %s", name,
-					  ferr.msg);
+			                  "user \"%s\": tokenFile: %s", name,
+			                  ferr.msg);
 		}
 		cfg->token_file = tf;
 	}
 	if (user && (dup_str(&cfg->username, user) ||
-		     dup_str(&cfg->password, pass ? pass : "")))
+	             dup_str(&cfg->password, pass ? pass : "")))
 		return vg_err_set(err, VG_NOMEM, "out of memory");
 	return VG_OK;
 }
 
 static int kc_resolve(struct vg_kube_config *out, const struct kc_set *s,
-		      const char *context, struct vg_err *err)
+                      const char *context, struct vg_err *err)
 {
 	struct vg_kube_config cfg;
 	const struct kc_doc *from;
@@ -717,13 +716,14 @@ static int kc_resolve(struct vg_kube_config *out, const struct kc_set *s,
 	if (!context) {
 		for (size_t i = 0; i < s->n && !context; i++) {
 			json_t *cc = json_object_get(s->docs[i].doc,
-						     "current-context");
+			                             "current-context");
 
 			if (cc && !json_is_null(cc) && !json_is_string(cc)) {
-				rc = vg_err_set(err, VG_CONFIG,
-						"kubeconfig %s: current-context "
-						"is not a string",
-						s->docs[i].path);
+				rc = vg_err_set(
+					err, VG_CONFIG,
+					"kubeconfig %s: current-context "
+					"is not a string",
+					s->docs[i].path);
 				goto out;
 			}
 			context = json_string_value(cc);
@@ -732,16 +732,16 @@ static int kc_resolve(struct vg_kube_config *out, const struct kc_set *s,
 		}
 		if (!context) {
 			rc = vg_err_set(err, VG_CONFIG,
-					"kubeconfig: no context given and "
-					"current-context is not set");
+			                "kubeconfig: no context given and "
+			                "current-context is not set");
 			goto out;
 		}
 	}
 	rc = kc_find(s, "contexts", "context", context, &ctx, &from, err);
 	if (rc == VG_NOTFOUND) {
 		rc = vg_err_set(err, VG_CONFIG,
-				"context \"%s\" not found in kubeconfig",
-				context);
+		                "context \"%s\" not found in kubeconfig",
+		                context);
 		goto out;
 	}
 	if (rc)
@@ -755,7 +755,7 @@ static int kc_resolve(struct vg_kube_config *out, const struct kc_set *s,
 		goto out;
 	if (!cluster) {
 		rc = vg_err_set(err, VG_CONFIG, "context \"%s\" has no cluster",
-				context);
+		                context);
 		goto out;
 	}
 	rc = kc_cluster(&cfg, s, cluster, context, err);
@@ -781,10 +781,10 @@ out:
 }
 
 int vg_kube_config_load_data(struct vg_kube_config *cfg, const char *data,
-			     size_t len, const char *base_dir,
-			     const char *context, struct vg_err *err)
+                             size_t len, const char *base_dir,
+                             const char *context, struct vg_err *err)
 {
-	struct kc_set s = { .n = 0 };
+	struct kc_set s = {.n = 0};
 	int rc;
 
 	rc = kc_add(&s, data, len, "<data>", base_dir, err);
@@ -795,9 +795,9 @@ int vg_kube_config_load_data(struct vg_kube_config *cfg, const char *data,
 }
 
 int vg_kube_config_load_file(struct vg_kube_config *cfg, const char *path,
-			     const char *context, struct vg_err *err)
+                             const char *context, struct vg_err *err)
 {
-	struct kc_set s = { .n = 0 };
+	struct kc_set s = {.n = 0};
 	char *list = NULL, *home_cfg = NULL;
 	const char *env;
 	int rc = VG_OK;
@@ -822,17 +822,18 @@ int vg_kube_config_load_file(struct vg_kube_config *cfg, const char *path,
 		}
 		if (rc == VG_OK && s.n == 0)
 			rc = vg_err_set(err, VG_CONFIG,
-					"kubeconfig: none of the files in "
-					"$KUBECONFIG (%s) exists",
-					env);
+			                "kubeconfig: none of the files in "
+			                "$KUBECONFIG (%s) exists",
+			                env);
 	} else {
 		const char *home = getenv("HOME");
 		size_t n;
 
 		if (!home || !*home) {
-			rc = vg_err_set(err, VG_CONFIG,
-					"kubeconfig: no path given, $KUBECONFIG "
-					"and $HOME are unset");
+			rc = vg_err_set(
+				err, VG_CONFIG,
+				"kubeconfig: no path given, $KUBECONFIG "
+				"and $HOME are unset");
 			goto out;
 		}
 		n = strlen(home) + sizeof("/.kube/config");
@@ -868,7 +869,7 @@ static char *join(const char *dir, const char *file)
 }
 
 int vg_kube_config_in_cluster(struct vg_kube_config *out, const char *sa_dir,
-			      struct vg_err *err)
+                              struct vg_err *err)
 {
 	struct vg_kube_config cfg;
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
@@ -886,15 +887,15 @@ int vg_kube_config_in_cluster(struct vg_kube_config *out, const char *sa_dir,
 		sa_dir = VG_KUBE_SA_DIR;
 	if (!host || !*host || !port || !*port)
 		return vg_err_set(err, VG_CONFIG,
-				  "not in a cluster: KUBERNETES_SERVICE_HOST "
-				  "and KUBERNETES_SERVICE_PORT must be set");
+		                  "not in a cluster: KUBERNETES_SERVICE_HOST "
+		                  "and KUBERNETES_SERVICE_PORT must be set");
 	errno = 0;
 	portnum = strtol(port, &end, 10);
 	if (errno || *end || portnum < 1 || portnum > 65535)
 		return vg_err_set(err, VG_CONFIG,
-				  "KUBERNETES_SERVICE_PORT \"%s\" is not a "
-				  "port number",
-				  port);
+		                  "KUBERNETES_SERVICE_PORT \"%s\" is not a "
+		                  "port number",
+		                  port);
 	n = strlen(host) + 32;
 	cfg.server = malloc(n);
 	cfg.token_file = join(sa_dir, "token");
@@ -905,26 +906,26 @@ int vg_kube_config_in_cluster(struct vg_kube_config *out, const char *sa_dir,
 		goto out;
 	}
 	/* An IPv6 address needs brackets in a URL. */
-	snprintf(cfg.server, n, strchr(host, ':') ? "https://[%s]:%ld"
-						   : "https://%s:%ld",
-		 host, portnum);
+	snprintf(cfg.server, n,
+	         strchr(host, ':') ? "https://[%s]:%ld" : "https://%s:%ld",
+	         host, portnum);
 
 	rc = kube_read_file(cfg.token_file, MAX_SMALL_FILE, &probe, &probe_len,
-			    &ferr);
+	                    &ferr);
 	kube_free_secret(probe, probe_len);
 	if (rc) {
 		rc = vg_err_set(err, VG_CONFIG, "service account token: %s",
-				ferr.msg);
+		                ferr.msg);
 		goto out;
 	}
 	rc = kube_read_file(ca_path, MAX_PEM_BYTES, &cfg.ca_pem, &cfg.ca_len,
-			    &ferr);
+	                    &ferr);
 	if (rc == VG_OK && !looks_like_pem(cfg.ca_pem, cfg.ca_len))
 		rc = vg_err_set(&ferr, VG_CONFIG, "%s does not hold PEM data",
-				ca_path);
+		                ca_path);
 	if (rc) {
 		rc = vg_err_set(err, VG_CONFIG, "service account CA: %s",
-				ferr.msg);
+		                ferr.msg);
 		goto out;
 	}
 	/* The namespace file is optional; "default" without it. */
@@ -954,8 +955,8 @@ out:
 }
 
 int vg_kube_config_load_default(struct vg_kube_config *cfg,
-				const char *kubeconfig, const char *context,
-				struct vg_err *err)
+                                const char *kubeconfig, const char *context,
+                                struct vg_err *err)
 {
 	const char *env = getenv("KUBECONFIG");
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");

@@ -15,9 +15,9 @@
 struct vg_ratelimit {
 	pthread_mutex_t mu;
 	const struct vg_clock *clock;
-	double qps;	  /* tokens per second; <= 0 means unlimited */
-	double burst;	  /* bucket size */
-	double tokens;	  /* may be negative: reserved ahead of time */
+	double qps;       /* tokens per second; <= 0 means unlimited */
+	double burst;     /* bucket size */
+	double tokens;    /* may be negative: reserved ahead of time */
 	uint64_t last_ns; /* when `tokens` was last brought up to date */
 };
 
@@ -54,7 +54,7 @@ const struct vg_clock *vg_clock_monotonic(void)
 }
 
 struct vg_ratelimit *vg_ratelimit_new(double qps, int burst,
-				      const struct vg_clock *clock)
+                                      const struct vg_clock *clock)
 {
 	struct vg_ratelimit *rl = calloc(1, sizeof(*rl));
 
@@ -86,7 +86,8 @@ static void advance(struct vg_ratelimit *rl)
 	uint64_t now = vg_clock_now(rl->clock);
 
 	if (now > rl->last_ns && rl->qps > 0) {
-		rl->tokens += (double)(now - rl->last_ns) * rl->qps / NS_PER_SEC;
+		rl->tokens +=
+			(double)(now - rl->last_ns) * rl->qps / NS_PER_SEC;
 		if (rl->tokens > rl->burst)
 			rl->tokens = rl->burst;
 	}

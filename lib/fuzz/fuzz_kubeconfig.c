@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check(const char *data, size_t size, const char *context)
 {
 	struct vg_kube_config cfg, copy;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	int rc;
 
 	vg_kube_config_init(&cfg);
@@ -23,7 +23,7 @@ static void check(const char *data, size_t size, const char *context)
 	 * exist, so the target never reads the fuzzer's host files by
 	 * accident; absolute ones are only read if they are regular files. */
 	rc = vg_kube_config_load_data(&cfg, data, size,
-				      "/nonexistent-vigil-fuzz", context, &err);
+	                              "/nonexistent-vigil-fuzz", context, &err);
 	if (rc == VG_OK) {
 		if (!cfg.server || strncmp(cfg.server, "http", 4) != 0 ||
 		    !cfg.namespace || !cfg.context)

@@ -40,7 +40,7 @@ static int on_event(void *ctx, const struct vg_watch_event *ev)
 }
 
 static int run(const char *s, size_t len, const uint8_t *sizes, size_t nsizes,
-	       struct trace *t, struct vg_err *err)
+               struct trace *t, struct vg_err *err)
 {
 	struct vg_watch_parser p;
 	size_t at = 0, i = 0;
@@ -65,9 +65,9 @@ static int run(const char *s, size_t len, const uint8_t *sizes, size_t nsizes,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct trace whole = { .hash = 14695981039346656037ull };
-	struct trace chunked = { .hash = 14695981039346656037ull };
-	struct vg_err e1 = { 0 }, e2 = { 0 };
+	struct trace whole = {.hash = 14695981039346656037ull};
+	struct trace chunked = {.hash = 14695981039346656037ull};
+	struct vg_err e1 = {0}, e2 = {0};
 	size_t nsizes;
 	int rc1, rc2;
 
@@ -78,9 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	whole.stop_at = chunked.stop_at = data[1] % 4 == 0 ? data[1] / 4 : 0;
 	rc1 = run((const char *)data + 1 + nsizes, size - 1 - nsizes, NULL, 0,
-		  &whole, &e1);
-	rc2 = run((const char *)data + 1 + nsizes, size - 1 - nsizes,
-		  data + 1, nsizes, &chunked, &e2);
+	          &whole, &e1);
+	rc2 = run((const char *)data + 1 + nsizes, size - 1 - nsizes, data + 1,
+	          nsizes, &chunked, &e2);
 	if (rc1 != rc2 || whole.n != chunked.n || whole.hash != chunked.hash)
 		abort();
 	if (rc1 < 0 && (e1.code != rc1 || !e1.msg[0]))

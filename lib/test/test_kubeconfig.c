@@ -22,14 +22,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CA_PEM                                                               \
-	"-----BEGIN CERTIFICATE-----\nTUlJQ0FURVNULUNB\n"                     \
+#define CA_PEM                                            \
+	"-----BEGIN CERTIFICATE-----\nTUlJQ0FURVNULUNB\n" \
 	"-----END CERTIFICATE-----\n"
-#define CERT_PEM                                                             \
-	"-----BEGIN CERTIFICATE-----\nTUlJQ0NMSUVOVA==\n"                     \
+#define CERT_PEM                                          \
+	"-----BEGIN CERTIFICATE-----\nTUlJQ0NMSUVOVA==\n" \
 	"-----END CERTIFICATE-----\n"
-#define KEY_PEM                                                              \
-	"-----BEGIN EC PRIVATE KEY-----\nTUhjQ0FRRUVJ\n"                      \
+#define KEY_PEM                                          \
+	"-----BEGIN EC PRIVATE KEY-----\nTUhjQ0FRRUVJ\n" \
 	"-----END EC PRIVATE KEY-----\n"
 
 static char tmpdir[256];
@@ -45,7 +45,7 @@ static void write_file(const char *rel, const char *content)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	assert_int_equal(fwrite(content, 1, strlen(content), f),
-			 strlen(content));
+	                 strlen(content));
 	assert_int_equal(fclose(f), 0);
 }
 
@@ -59,8 +59,8 @@ static char *path_of(const char *rel)
 
 static char *b64(const char *s)
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+	                          "stuvwxyz0123456789+/";
 	size_t n = strlen(s), o = 0;
 	char *out = malloc(n / 3 * 4 + 5);
 
@@ -82,7 +82,7 @@ static char *b64(const char *s)
 }
 
 static int rm_entry(const char *p, const struct stat *st, int flag,
-		    struct FTW *ftw)
+                    struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -110,7 +110,7 @@ static int teardown(void **state)
 
 /* Load `yaml` written as tmpdir/<name>; returns the code. */
 static int load(const char *name, const char *yaml, const char *context,
-		struct vg_kube_config *cfg, struct vg_err *err)
+                struct vg_kube_config *cfg, struct vg_err *err)
 {
 	write_file(name, yaml);
 	vg_err_clear(err);
@@ -128,25 +128,25 @@ static void test_data_fields(void **state)
 
 	(void)state;
 	snprintf(yaml, sizeof(yaml),
-		 "apiVersion: v1\n"
-		 "kind: Config\n"
-		 "current-context: admin@local\n"
-		 "clusters:\n"
-		 "- name: local\n"
-		 "  cluster:\n"
-		 "    server: https://127.0.0.1:6443/\n"
-		 "    certificate-authority-data: %s\n"
-		 "contexts:\n"
-		 "- name: admin@local\n"
-		 "  context: {cluster: local, user: admin}\n"
-		 "users:\n"
-		 "- name: admin\n"
-		 "  user:\n"
-		 "    client-certificate-data: %s\n"
-		 "    client-key-data: |\n"
-		 "      %.40s\n"
-		 "      %s\n",
-		 ca, cert, key, strlen(key) > 40 ? key + 40 : "");
+	         "apiVersion: v1\n"
+	         "kind: Config\n"
+	         "current-context: admin@local\n"
+	         "clusters:\n"
+	         "- name: local\n"
+	         "  cluster:\n"
+	         "    server: https://127.0.0.1:6443/\n"
+	         "    certificate-authority-data: %s\n"
+	         "contexts:\n"
+	         "- name: admin@local\n"
+	         "  context: {cluster: local, user: admin}\n"
+	         "users:\n"
+	         "- name: admin\n"
+	         "  user:\n"
+	         "    client-certificate-data: %s\n"
+	         "    client-key-data: |\n"
+	         "      %.40s\n"
+	         "      %s\n",
+	         ca, cert, key, strlen(key) > 40 ? key + 40 : "");
 	vg_kube_config_init(&cfg);
 	assert_int_equal(load("data.yaml", yaml, NULL, &cfg, &err), VG_OK);
 	assert_string_equal(cfg.server, "https://127.0.0.1:6443");
@@ -184,22 +184,22 @@ static void test_file_fields_relative(void **state)
 	/* Paths are relative to the kubeconfig's directory, not the cwd. */
 	assert_int_equal(
 		load("sub/files.yaml",
-		     "current-context: c\n"
-		     "clusters:\n"
-		     "- name: k\n"
-		     "  cluster:\n"
-		     "    server: kube.example:6443\n"
-		     "    certificate-authority: pki/ca.crt\n"
-		     "    tls-server-name: kubernetes.default\n"
-		     "contexts:\n"
-		     "- name: c\n"
-		     "  context: {cluster: k, user: u, namespace: team-a}\n"
-		     "users:\n"
-		     "- name: u\n"
-		     "  user:\n"
-		     "    client-certificate: pki/client.crt\n"
-		     "    client-key: pki/client.key\n",
-		     NULL, &cfg, &err),
+	             "current-context: c\n"
+	             "clusters:\n"
+	             "- name: k\n"
+	             "  cluster:\n"
+	             "    server: kube.example:6443\n"
+	             "    certificate-authority: pki/ca.crt\n"
+	             "    tls-server-name: kubernetes.default\n"
+	             "contexts:\n"
+	             "- name: c\n"
+	             "  context: {cluster: k, user: u, namespace: team-a}\n"
+	             "users:\n"
+	             "- name: u\n"
+	             "  user:\n"
+	             "    client-certificate: pki/client.crt\n"
+	             "    client-key: pki/client.key\n",
+	             NULL, &cfg, &err),
 		VG_OK);
 	/* A scheme-less server defaults to https. */
 	assert_string_equal(cfg.server, "https://kube.example:6443");
@@ -212,16 +212,16 @@ static void test_file_fields_relative(void **state)
 
 	/* A missing referenced file is named in the error. */
 	assert_int_equal(load("sub/missing.yaml",
-			      "current-context: c\n"
-			      "clusters:\n"
-			      "- name: k\n"
-			      "  cluster: {server: https://h, "
-			      "certificate-authority: pki/nope.crt}\n"
-			      "contexts:\n"
-			      "- name: c\n"
-			      "  context: {cluster: k}\n",
-			      NULL, &cfg, &err),
-			 VG_CONFIG);
+	                      "current-context: c\n"
+	                      "clusters:\n"
+	                      "- name: k\n"
+	                      "  cluster: {server: https://h, "
+	                      "certificate-authority: pki/nope.crt}\n"
+	                      "contexts:\n"
+	                      "- name: c\n"
+	                      "  context: {cluster: k}\n",
+	                      NULL, &cfg, &err),
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "pki/nope.crt"));
 	assert_non_null(strstr(err.msg, "certificate-authority"));
 	assert_null(cfg.server);
@@ -236,17 +236,18 @@ static void test_token_and_token_file(void **state)
 
 	(void)state;
 	vg_kube_config_init(&cfg);
-	assert_int_equal(load("tok.yaml",
-			      "current-context: c\n"
-			      "clusters:\n"
-			      "- {name: k, cluster: {server: 'http://127.0.0.1:1',"
-			      " insecure-skip-tls-verify: true}}\n"
-			      "contexts:\n"
-			      "- {name: c, context: {cluster: k, user: u}}\n"
-			      "users:\n"
-			      "- {name: u, user: {token: s3cr3t-literal}}\n",
-			      NULL, &cfg, &err),
-			 VG_OK);
+	assert_int_equal(
+		load("tok.yaml",
+	             "current-context: c\n"
+	             "clusters:\n"
+	             "- {name: k, cluster: {server: 'http://127.0.0.1:1',"
+	             " insecure-skip-tls-verify: true}}\n"
+	             "contexts:\n"
+	             "- {name: c, context: {cluster: k, user: u}}\n"
+	             "users:\n"
+	             "- {name: u, user: {token: s3cr3t-literal}}\n",
+	             NULL, &cfg, &err),
+		VG_OK);
 	assert_string_equal(cfg.token, "s3cr3t-literal");
 	assert_true(cfg.insecure_skip_tls_verify);
 	assert_int_equal(vg_kube_client_new(&cfg, NULL, &c, &err), VG_OK);
@@ -259,15 +260,15 @@ static void test_token_and_token_file(void **state)
 	/* tokenFile, relative to the kubeconfig, trimmed when read. */
 	write_file("token.txt", "  file-token-1\n");
 	assert_int_equal(load("tokfile.yaml",
-			      "current-context: c\n"
-			      "clusters:\n"
-			      "- {name: k, cluster: {server: https://h:1}}\n"
-			      "contexts:\n"
-			      "- {name: c, context: {cluster: k, user: u}}\n"
-			      "users:\n"
-			      "- {name: u, user: {tokenFile: token.txt}}\n",
-			      NULL, &cfg, &err),
-			 VG_OK);
+	                      "current-context: c\n"
+	                      "clusters:\n"
+	                      "- {name: k, cluster: {server: https://h:1}}\n"
+	                      "contexts:\n"
+	                      "- {name: c, context: {cluster: k, user: u}}\n"
+	                      "users:\n"
+	                      "- {name: u, user: {tokenFile: token.txt}}\n",
+	                      NULL, &cfg, &err),
+	                 VG_OK);
 	assert_null(cfg.token);
 	assert_string_equal(cfg.token_file, path_of("token.txt"));
 	assert_int_equal(vg_kube_client_new(&cfg, NULL, &c, &err), VG_OK);
@@ -279,15 +280,15 @@ static void test_token_and_token_file(void **state)
 
 	/* An unreadable tokenFile fails at load, naming the file. */
 	assert_int_equal(load("tokmissing.yaml",
-			      "current-context: c\n"
-			      "clusters:\n"
-			      "- {name: k, cluster: {server: https://h:1}}\n"
-			      "contexts:\n"
-			      "- {name: c, context: {cluster: k, user: u}}\n"
-			      "users:\n"
-			      "- {name: u, user: {tokenFile: nope.txt}}\n",
-			      NULL, &cfg, &err),
-			 VG_CONFIG);
+	                      "current-context: c\n"
+	                      "clusters:\n"
+	                      "- {name: k, cluster: {server: https://h:1}}\n"
+	                      "contexts:\n"
+	                      "- {name: c, context: {cluster: k, user: u}}\n"
+	                      "users:\n"
+	                      "- {name: u, user: {tokenFile: nope.txt}}\n",
+	                      NULL, &cfg, &err),
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "nope.txt"));
 }
 
@@ -311,14 +312,14 @@ static void test_contexts(void **state)
 	(void)state;
 	vg_kube_config_init(&cfg);
 	assert_int_equal(load("ctx.yaml", two_contexts, NULL, &cfg, &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_string_equal(cfg.server, "https://a.example");
 	assert_string_equal(cfg.namespace, "default");
 	assert_string_equal(cfg.context, "one");
 
 	/* An explicit context replaces the loaded config. */
 	assert_int_equal(load("ctx.yaml", two_contexts, "two", &cfg, &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_string_equal(cfg.server, "https://b.example:8443");
 	assert_string_equal(cfg.namespace, "ns-two");
 	assert_string_equal(cfg.context, "two");
@@ -335,94 +336,107 @@ struct config_error {
 static void test_config_errors(void **state)
 {
 	static const struct config_error cases[] = {
-		{ "unknown context", two_contexts, "three",
-		  { "context \"three\"", "not found" } },
-		{ "unknown cluster", two_contexts, "ghost-cluster",
-		  { "cluster \"zz\"", "not found" } },
-		{ "unknown user", two_contexts, "ghost-user",
-		  { "user \"nobody\"", "not found" } },
-		{ "context without cluster", two_contexts, "no-cluster",
-		  { "context \"no-cluster\"", "no cluster" } },
-		{ "missing file", NULL, NULL,
-		  { "does-not-exist.yaml", "No such file" } },
-		{ "bad base64",
-		  "current-context: c\n"
-		  "clusters:\n"
-		  "- {name: k, cluster: {server: https://h, "
-		  "certificate-authority-data: 'LS0t*LS1C'}}\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "certificate-authority-data", "base64" } },
-		{ "base64 without padding",
-		  "current-context: c\n"
-		  "clusters:\n"
-		  "- {name: k, cluster: {server: https://h, "
-		  "certificate-authority-data: 'LS0tLS1CRUdJTg'}}\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "certificate-authority-data", "base64" } },
-		{ "base64 of something else",
-		  "current-context: c\n"
-		  "clusters:\n"
-		  "- {name: k, cluster: {server: https://h, "
-		  "certificate-authority-data: 'aGVsbG8gd29ybGQ='}}\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "certificate-authority-data", "PEM" } },
-		{ "missing server",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {insecure-skip-tls-verify: "
-		  "true}}]\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "cluster \"k\"", "no server" } },
-		{ "unsupported scheme",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {server: 'ftp://h'}}]\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "ftp://h", "https" } },
-		{ "malformed yaml",
-		  "current-context: c\nclusters: [ {name: k\n  - : :\n", NULL,
-		  { "yaml", "line" } },
-		{ "not a mapping", "- a\n- b\n", NULL, { "mapping", NULL } },
-		{ "clusters not a list",
-		  "current-context: c\nclusters: {a: b}\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "clusters", "not a list" } },
-		{ "server not a string",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {server: [1]}}]\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "server", "not a string" } },
-		{ "no current context", "clusters: []\n", NULL,
-		  { "current-context", NULL } },
-		{ "empty file", "", NULL, { "current-context", NULL } },
-		{ "exec plugin",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {server: https://h}}]\n"
-		  "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		  "users: [{name: u, user: {exec: {command: aws}}}]\n",
-		  NULL,
-		  { "exec", "not supported" } },
-		{ "certificate without key",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {server: https://h}}]\n"
-		  "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		  "users: [{name: u, user: {client-certificate-data: "
-		  "LS0tLS1CRUdJTiBYLS0tLS0K}}]\n",
-		  NULL,
-		  { "user \"u\"", "together" } },
-		{ "insecure with a CA",
-		  "current-context: c\n"
-		  "clusters: [{name: k, cluster: {server: https://h, "
-		  "insecure-skip-tls-verify: true, certificate-authority-data: "
-		  "LS0tLS1CRUdJTiBYLS0tLS0K}}]\n"
-		  "contexts: [{name: c, context: {cluster: k}}]\n",
-		  NULL,
-		  { "insecure-skip-tls-verify", NULL } },
+		{"unknown context",
+	         two_contexts,
+	         "three",
+	         {"context \"three\"", "not found"}},
+		{"unknown cluster",
+	         two_contexts,
+	         "ghost-cluster",
+	         {"cluster \"zz\"", "not found"}},
+		{"unknown user",
+	         two_contexts,
+	         "ghost-user",
+	         {"user \"nobody\"", "not found"}},
+		{"context without cluster",
+	         two_contexts,
+	         "no-cluster",
+	         {"context \"no-cluster\"", "no cluster"}},
+		{"missing file",
+	         NULL,
+	         NULL,
+	         {"does-not-exist.yaml", "No such file"}},
+		{"bad base64",
+	         "current-context: c\n"
+	         "clusters:\n"
+	         "- {name: k, cluster: {server: https://h, "
+	         "certificate-authority-data: 'LS0t*LS1C'}}\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"certificate-authority-data", "base64"}},
+		{"base64 without padding",
+	         "current-context: c\n"
+	         "clusters:\n"
+	         "- {name: k, cluster: {server: https://h, "
+	         "certificate-authority-data: 'LS0tLS1CRUdJTg'}}\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"certificate-authority-data", "base64"}},
+		{"base64 of something else",
+	         "current-context: c\n"
+	         "clusters:\n"
+	         "- {name: k, cluster: {server: https://h, "
+	         "certificate-authority-data: 'aGVsbG8gd29ybGQ='}}\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"certificate-authority-data", "PEM"}},
+		{"missing server",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {insecure-skip-tls-verify: "
+	         "true}}]\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"cluster \"k\"", "no server"}},
+		{"unsupported scheme",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {server: 'ftp://h'}}]\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"ftp://h", "https"}},
+		{"malformed yaml",
+	         "current-context: c\nclusters: [ {name: k\n  - : :\n",
+	         NULL,
+	         {"yaml", "line"}},
+		{"not a mapping", "- a\n- b\n", NULL, {"mapping", NULL}},
+		{"clusters not a list",
+	         "current-context: c\nclusters: {a: b}\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"clusters", "not a list"}},
+		{"server not a string",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {server: [1]}}]\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"server", "not a string"}},
+		{"no current context",
+	         "clusters: []\n",
+	         NULL,
+	         {"current-context", NULL}},
+		{"empty file", "", NULL, {"current-context", NULL}},
+		{"exec plugin",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {server: https://h}}]\n"
+	         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	         "users: [{name: u, user: {exec: {command: aws}}}]\n",
+	         NULL,
+	         {"exec", "not supported"}},
+		{"certificate without key",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {server: https://h}}]\n"
+	         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	         "users: [{name: u, user: {client-certificate-data: "
+	         "LS0tLS1CRUdJTiBYLS0tLS0K}}]\n",
+	         NULL,
+	         {"user \"u\"", "together"}},
+		{"insecure with a CA",
+	         "current-context: c\n"
+	         "clusters: [{name: k, cluster: {server: https://h, "
+	         "insecure-skip-tls-verify: true, certificate-authority-data: "
+	         "LS0tLS1CRUdJTiBYLS0tLS0K}}]\n"
+	         "contexts: [{name: c, context: {cluster: k}}]\n",
+	         NULL,
+	         {"insecure-skip-tls-verify", NULL}},
 	};
 
 	(void)state;
@@ -436,7 +450,7 @@ static void test_config_errors(void **state)
 		vg_err_clear(&err);
 		if (cases[i].yaml)
 			rc = load("err.yaml", cases[i].yaml, cases[i].context,
-				  &cfg, &err);
+			          &cfg, &err);
 		else
 			rc = vg_kube_config_load_file(
 				&cfg, path_of("does-not-exist.yaml"),
@@ -447,8 +461,8 @@ static void test_config_errors(void **state)
 			if (cases[i].want[j] &&
 			    !strstr(err.msg, cases[i].want[j]))
 				fail_msg("case %s: \"%s\" not in \"%s\"",
-					 cases[i].name, cases[i].want[j],
-					 err.msg);
+				         cases[i].name, cases[i].want[j],
+				         err.msg);
 		/* Nothing is half-filled on failure. */
 		assert_null(cfg.server);
 		assert_null(cfg.ca_pem);
@@ -468,26 +482,26 @@ static void test_kubeconfig_env_merge(void **state)
 	assert_int_equal(mkdir(path_of("m2"), 0700), 0);
 	write_file("m2/tok", "merged-token\n");
 	write_file("m1/config",
-		   "current-context: first\n"
-		   "contexts: [{name: first, context: {cluster: k, user: u, "
-		   "namespace: from-m1}}]\n"
-		   "clusters: [{name: k, cluster: {server: https://m1}}]\n");
+	           "current-context: first\n"
+	           "contexts: [{name: first, context: {cluster: k, user: u, "
+	           "namespace: from-m1}}]\n"
+	           "clusters: [{name: k, cluster: {server: https://m1}}]\n");
 	write_file("m2/config",
-		   "current-context: ignored\n"
-		   "clusters: [{name: k, cluster: {server: https://m2}}]\n"
-		   "users: [{name: u, user: {tokenFile: tok}}]\n");
+	           "current-context: ignored\n"
+	           "clusters: [{name: k, cluster: {server: https://m2}}]\n"
+	           "users: [{name: u, user: {tokenFile: tok}}]\n");
 	/* path_of() reuses one buffer: build the list in steps. */
 	n = snprintf(list, sizeof(list), "%s:%s/absent:", path_of("m1/config"),
-		     tmpdir);
+	             tmpdir);
 	assert_true(n > 0 && (size_t)n < sizeof(list));
 	n2 = snprintf(list + n, sizeof(list) - (size_t)n, "%s",
-		      path_of("m2/config"));
+	              path_of("m2/config"));
 	assert_true(n2 > 0 && (size_t)(n + n2) < sizeof(list));
 	setenv("KUBECONFIG", list, 1);
 	vg_kube_config_init(&cfg);
 	vg_err_clear(&err);
 	assert_int_equal(vg_kube_config_load_file(&cfg, NULL, NULL, &err),
-			 VG_OK);
+	                 VG_OK);
 	/* First file wins per name; the user's tokenFile resolves in m2. */
 	assert_string_equal(cfg.server, "https://m1");
 	assert_string_equal(cfg.namespace, "from-m1");
@@ -496,7 +510,7 @@ static void test_kubeconfig_env_merge(void **state)
 
 	setenv("KUBECONFIG", path_of("absent-only"), 1);
 	assert_int_equal(vg_kube_config_load_file(&cfg, NULL, NULL, &err),
-			 VG_CONFIG);
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "KUBECONFIG"));
 	unsetenv("KUBECONFIG");
 }
@@ -507,7 +521,8 @@ static void test_load_data_in_memory(void **state)
 	struct vg_err err;
 	static const char y[] =
 		"current-context: c\n"
-		"clusters: [{name: k, cluster: {server: 'http://[::1]:8080'}}]\n"
+		"clusters: [{name: k, cluster: {server: "
+	        "'http://[::1]:8080'}}]\n"
 		"contexts: [{name: c, context: {cluster: k, user: u}}]\n"
 		"users: [{name: u, user: {username: admin, password: pw}}]\n";
 
@@ -515,8 +530,8 @@ static void test_load_data_in_memory(void **state)
 	vg_kube_config_init(&cfg);
 	vg_err_clear(&err);
 	assert_int_equal(vg_kube_config_load_data(&cfg, y, strlen(y), tmpdir,
-						  NULL, &err),
-			 VG_OK);
+	                                          NULL, &err),
+	                 VG_OK);
 	assert_string_equal(cfg.server, "http://[::1]:8080");
 	assert_string_equal(cfg.username, "admin");
 	assert_string_equal(cfg.password, "pw");
@@ -561,13 +576,13 @@ static void test_in_cluster(void **state)
 
 	/* Outside a pod the environment is missing. */
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_CONFIG);
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "KUBERNETES_SERVICE_HOST"));
 
 	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_string_equal(cfg.server, "https://10.96.0.1:443");
 	assert_string_equal(cfg.namespace, "tenant-x");
 	assert_string_equal(cfg.token_file, path_of("sa/token"));
@@ -576,17 +591,17 @@ static void test_in_cluster(void **state)
 
 	/* load_default picks in-cluster when no kubeconfig is named. */
 	assert_int_equal(vg_kube_config_load_default(&cfg, NULL, NULL, &err),
-			 VG_CONFIG); /* the real SA dir does not exist here */
+	                 VG_CONFIG); /* the real SA dir does not exist here */
 	assert_non_null(strstr(err.msg, "service account"));
 
 	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_string_equal(cfg.server, "https://[fd00::1]:443");
 
 	setenv("KUBERNETES_SERVICE_PORT", "443x", 1);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_CONFIG);
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "443x"));
 	/* A failed load leaves the previous config untouched. */
 	assert_string_equal(cfg.server, "https://[fd00::1]:443");
@@ -594,12 +609,12 @@ static void test_in_cluster(void **state)
 
 	assert_int_equal(unlink(path_of("sa/namespace")), 0);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_string_equal(cfg.namespace, "default");
 
 	assert_int_equal(unlink(path_of("sa/token")), 0);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_CONFIG);
+	                 VG_CONFIG);
 	assert_non_null(strstr(err.msg, "token"));
 	vg_kube_config_cleanup(&cfg);
 	unsetenv("KUBERNETES_SERVICE_HOST");
@@ -608,9 +623,9 @@ static void test_in_cluster(void **state)
 
 static void test_token_reread(void **state)
 {
-	struct fake_clock fc = { .now = 5000000000ull };
-	struct vg_clock clk = { fake_now, fake_sleep, &fc };
-	struct vg_kube_client_opts opts = { .clock = &clk };
+	struct fake_clock fc = {.now = 5000000000ull};
+	struct vg_clock clk = {fake_now, fake_sleep, &fc};
+	struct vg_kube_client_opts opts = {.clock = &clk};
 	struct vg_kube_config cfg;
 	struct vg_kube_client *c = NULL;
 	struct vg_err err;
@@ -627,7 +642,7 @@ static void test_token_reread(void **state)
 	vg_kube_config_init(&cfg);
 	vg_err_clear(&err);
 	assert_int_equal(vg_kube_config_in_cluster(&cfg, path_of("sa"), &err),
-			 VG_OK);
+	                 VG_OK);
 	assert_int_equal(vg_kube_client_new(&cfg, &opts, &c, &err), VG_OK);
 	assert_string_equal(vg_kube_client_namespace(c), "ns");
 	assert_string_equal(vg_kube_client_server(c), "https://127.0.0.1:6443");
@@ -695,30 +710,30 @@ static void test_paths(void **state)
 		int rc;
 		const char *path;
 	} cases[] = {
-		{ &vg_kube_configmaps, "ns1", "cm", NULL, VG_OK,
-		  "/api/v1/namespaces/ns1/configmaps/cm" },
-		{ &vg_kube_configmaps, NULL, NULL, NULL, VG_OK,
-		  "/api/v1/configmaps" },
-		{ &vg_kube_deployments, "ns1", "web", "status", VG_OK,
-		  "/apis/apps/v1/namespaces/ns1/deployments/web/status" },
-		{ &vg_kube_namespaces, NULL, "kube-system", NULL, VG_OK,
-		  "/api/v1/namespaces/kube-system" },
-		{ &vg_kube_hpas, "a", NULL, NULL, VG_OK,
-		  "/apis/autoscaling/v2/namespaces/a/horizontalpodautoscalers" },
-		{ &vg_kube_crds, NULL, "platforms.vigil.dev", NULL, VG_OK,
-		  "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
-		  "platforms.vigil.dev" },
-		{ &platform, "t", "main", "status", VG_OK,
-		  "/apis/vigil.dev/v1alpha1/namespaces/t/platforms/main/"
-		  "status" },
-		{ &vg_kube_configmaps, "n s", "a/b?c#d%", NULL, VG_OK,
-		  "/api/v1/namespaces/n%20s/configmaps/a%2Fb%3Fc%23d%25" },
-		{ &vg_kube_configmaps, "ns", "..", NULL, VG_INVAL, NULL },
-		{ &vg_kube_configmaps, "ns", ".", NULL, VG_INVAL, NULL },
-		{ &vg_kube_configmaps, "ns", "", NULL, VG_INVAL, NULL },
-		{ &vg_kube_configmaps, "..", "x", NULL, VG_INVAL, NULL },
-		{ &vg_kube_namespaces, "ns", "x", NULL, VG_INVAL, NULL },
-		{ &vg_kube_configmaps, "ns", NULL, "status", VG_INVAL, NULL },
+		{&vg_kube_configmaps, "ns1", "cm", NULL, VG_OK,
+	         "/api/v1/namespaces/ns1/configmaps/cm"},
+		{&vg_kube_configmaps, NULL, NULL, NULL, VG_OK,
+	         "/api/v1/configmaps"},
+		{&vg_kube_deployments, "ns1", "web", "status", VG_OK,
+	         "/apis/apps/v1/namespaces/ns1/deployments/web/status"},
+		{&vg_kube_namespaces, NULL, "kube-system", NULL, VG_OK,
+	         "/api/v1/namespaces/kube-system"},
+		{&vg_kube_hpas, "a", NULL, NULL, VG_OK,
+	         "/apis/autoscaling/v2/namespaces/a/horizontalpodautoscalers"},
+		{&vg_kube_crds, NULL, "platforms.vigil.dev", NULL, VG_OK,
+	         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+	         "platforms.vigil.dev"},
+		{&platform, "t", "main", "status", VG_OK,
+	         "/apis/vigil.dev/v1alpha1/namespaces/t/platforms/main/"
+	         "status"},
+		{&vg_kube_configmaps, "n s", "a/b?c#d%", NULL, VG_OK,
+	         "/api/v1/namespaces/n%20s/configmaps/a%2Fb%3Fc%23d%25"},
+		{&vg_kube_configmaps, "ns", "..", NULL, VG_INVAL, NULL},
+		{&vg_kube_configmaps, "ns", ".", NULL, VG_INVAL, NULL},
+		{&vg_kube_configmaps, "ns", "", NULL, VG_INVAL, NULL},
+		{&vg_kube_configmaps, "..", "x", NULL, VG_INVAL, NULL},
+		{&vg_kube_namespaces, "ns", "x", NULL, VG_INVAL, NULL},
+		{&vg_kube_configmaps, "ns", NULL, "status", VG_INVAL, NULL},
 	};
 
 	(void)state;
@@ -730,7 +745,7 @@ static void test_paths(void **state)
 		vg_buf_init(&b, 0);
 		vg_err_clear(&err);
 		rc = vg_kube_path(&b, cases[i].r, cases[i].ns, cases[i].name,
-				  cases[i].sub, &err);
+		                  cases[i].sub, &err);
 		assert_int_equal(rc, cases[i].rc);
 		if (cases[i].path)
 			assert_string_equal(vg_buf_str(&b), cases[i].path);
@@ -746,32 +761,31 @@ static void test_resource_lookup(void **state)
 
 	(void)state;
 	assert_ptr_equal(vg_kube_resource_find("v1", "ConfigMap"),
-			 &vg_kube_configmaps);
+	                 &vg_kube_configmaps);
 	assert_ptr_equal(vg_kube_resource_find("apps/v1", "StatefulSet"),
-			 &vg_kube_statefulsets);
+	                 &vg_kube_statefulsets);
 	assert_ptr_equal(vg_kube_resource_find("autoscaling/v2",
-					       "HorizontalPodAutoscaler"),
-			 &vg_kube_hpas);
+	                                       "HorizontalPodAutoscaler"),
+	                 &vg_kube_hpas);
 	assert_ptr_equal(vg_kube_resource_find("events.k8s.io/v1", "Event"),
-			 &vg_kube_events_v1);
-	assert_ptr_equal(vg_kube_resource_find("v1", "Event"),
-			 &vg_kube_events);
+	                 &vg_kube_events_v1);
+	assert_ptr_equal(vg_kube_resource_find("v1", "Event"), &vg_kube_events);
 	assert_null(vg_kube_resource_find("apps/v1", "ConfigMap"));
 	assert_null(vg_kube_resource_find("autoscaling/v1",
-					  "HorizontalPodAutoscaler"));
+	                                  "HorizontalPodAutoscaler"));
 	assert_null(vg_kube_resource_find("v1", "Platform"));
 	assert_null(vg_kube_resource_find(NULL, "Pod"));
 
-	assert_int_equal(vg_kube_resource_api_version(&vg_kube_pdbs, av,
-						      sizeof(av)),
-			 VG_OK);
+	assert_int_equal(
+		vg_kube_resource_api_version(&vg_kube_pdbs, av, sizeof(av)),
+		VG_OK);
 	assert_string_equal(av, "policy/v1");
-	assert_int_equal(vg_kube_resource_api_version(&vg_kube_secrets, av,
-						      sizeof(av)),
-			 VG_OK);
+	assert_int_equal(
+		vg_kube_resource_api_version(&vg_kube_secrets, av, sizeof(av)),
+		VG_OK);
 	assert_string_equal(av, "v1");
 	assert_int_equal(vg_kube_resource_api_version(&vg_kube_roles, av, 8),
-			 VG_RANGE);
+	                 VG_RANGE);
 }
 
 static void test_client_needs_server(void **state)

@@ -1,4 +1,5 @@
-/* test_ratelimit.c - token bucket: burst, steady rate, debt, cancel, threads. */
+/* test_ratelimit.c - token bucket: burst, steady rate, debt, cancel, threads.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,7 @@
 
 struct fake_clock {
 	uint64_t now;
-	uint64_t slept;	       /* total nanoseconds slept */
+	uint64_t slept;        /* total nanoseconds slept */
 	atomic_int *cancel_at; /* set to 1 once `now` passes cancel_ns */
 	uint64_t cancel_ns;
 };
@@ -172,7 +173,7 @@ static void test_unlimited(void **state)
 	vg_ratelimit_free(rl);
 }
 
-#define THREADS 8
+#define THREADS    8
 #define PER_THREAD 50
 
 struct thread_arg {
@@ -202,7 +203,7 @@ static void test_threads_share_bucket(void **state)
 	struct vg_clock clk;
 	struct vg_ratelimit *rl;
 	pthread_t th[THREADS];
-	struct thread_arg args[THREADS] = { 0 };
+	struct thread_arg args[THREADS] = {0};
 	uint64_t max_wait = 0;
 	int total = 0;
 
@@ -212,9 +213,9 @@ static void test_threads_share_bucket(void **state)
 	assert_non_null(rl);
 	for (int i = 0; i < THREADS; i++) {
 		args[i].rl = rl;
-		assert_int_equal(pthread_create(&th[i], NULL, reserve_many,
-						&args[i]),
-				 0);
+		assert_int_equal(
+			pthread_create(&th[i], NULL, reserve_many, &args[i]),
+			0);
 	}
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(th[i], NULL);

@@ -46,9 +46,9 @@
  * strings and PEM blocks are owned by the struct.
  */
 struct vg_kube_config {
-	char *server;	 /* "https://host:port[/prefix]", no trailing '/' */
+	char *server;    /* "https://host:port[/prefix]", no trailing '/' */
 	char *namespace; /* default namespace; "default" when unset */
-	char *context;	 /* name of the context used (kubeconfig only) */
+	char *context;   /* name of the context used (kubeconfig only) */
 
 	char *ca_pem; /* trusted CA bundle (PEM); NULL: system CAs */
 	size_t ca_len;
@@ -60,9 +60,9 @@ struct vg_kube_config {
 	char *key_pem; /* client key (PEM) or NULL */
 	size_t key_len;
 
-	char *token;	  /* static bearer token, or NULL */
+	char *token;      /* static bearer token, or NULL */
 	char *token_file; /* bearer token file, re-read periodically */
-	char *username;	  /* basic auth, or NULL */
+	char *username;   /* basic auth, or NULL */
 	char *password;
 };
 
@@ -81,15 +81,15 @@ void vg_kube_config_cleanup(struct vg_kube_config *cfg);
  * initialised; it is filled only on success.
  */
 int vg_kube_config_load_file(struct vg_kube_config *cfg, const char *path,
-			     const char *context, struct vg_err *err);
+                             const char *context, struct vg_err *err);
 
 /*
  * Load a kubeconfig held in memory. Relative file references resolve
  * against `base_dir` (NULL: the current directory).
  */
 int vg_kube_config_load_data(struct vg_kube_config *cfg, const char *data,
-			     size_t len, const char *base_dir,
-			     const char *context, struct vg_err *err);
+                             size_t len, const char *base_dir,
+                             const char *context, struct vg_err *err);
 
 /*
  * In-cluster configuration: server from $KUBERNETES_SERVICE_HOST and
@@ -98,19 +98,19 @@ int vg_kube_config_load_data(struct vg_kube_config *cfg, const char *data,
  * rotated projected tokens keep working.
  */
 int vg_kube_config_in_cluster(struct vg_kube_config *cfg, const char *sa_dir,
-			      struct vg_err *err);
+                              struct vg_err *err);
 
 /*
  * In-cluster when $KUBERNETES_SERVICE_HOST is set and `kubeconfig` is
  * NULL, else vg_kube_config_load_file(kubeconfig, context).
  */
 int vg_kube_config_load_default(struct vg_kube_config *cfg,
-				const char *kubeconfig, const char *context,
-				struct vg_err *err);
+                                const char *kubeconfig, const char *context,
+                                struct vg_err *err);
 
 /* Copy `src` into the initialised, empty `dst` (deep). */
 int vg_kube_config_copy(struct vg_kube_config *dst,
-			const struct vg_kube_config *src, struct vg_err *err);
+                        const struct vg_kube_config *src, struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Resources                                                            */
@@ -169,11 +169,11 @@ extern const struct vg_kube_resource vg_kube_subjectaccessreviews;
  * kind, or NULL; borrowed, static.
  */
 const struct vg_kube_resource *vg_kube_resource_find(const char *api_version,
-						     const char *kind);
+                                                     const char *kind);
 
 /* "group/version" or "version" for the core group, into `out`. */
 int vg_kube_resource_api_version(const struct vg_kube_resource *r, char *out,
-				 size_t size);
+                                 size_t size);
 
 /* ------------------------------------------------------------------ */
 /* Client                                                               */
@@ -182,26 +182,26 @@ int vg_kube_resource_api_version(const struct vg_kube_resource *r, char *out,
 /* One finished request, for metrics (rest_client_requests_total ...). */
 struct vg_kube_request_info {
 	const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-	long code;	    /* HTTP status; 0 when no response arrived */
+	long code;          /* HTTP status; 0 when no response arrived */
 	uint64_t duration_ns;
-	int err;	 /* VG_OK or the returned VG_* code */
-	bool watch;	 /* a watch stream (duration = stream lifetime) */
+	int err;          /* VG_OK or the returned VG_* code */
+	bool watch;       /* a watch stream (duration = stream lifetime) */
 	const char *path; /* URL path without query; borrowed */
 };
 
 /* Called from the requesting thread after every request. */
 typedef void (*vg_kube_observer_fn)(void *ctx,
-				    const struct vg_kube_request_info *info);
+                                    const struct vg_kube_request_info *info);
 
 struct vg_kube_client_opts {
-	double qps;	 /* 0: 5 (client-go's default); < 0: unlimited */
-	int burst;	 /* 0: 10 */
+	double qps;      /* 0: 5 (client-go's default); < 0: unlimited */
+	int burst;       /* 0: 10 */
 	long timeout_ms; /* per request, not for watches; 0: 30000 */
-	long connect_timeout_ms; /* 0: 10000 */
-	const char *user_agent;	 /* 0: "vigil/<version>" */
+	long connect_timeout_ms;   /* 0: 10000 */
+	const char *user_agent;    /* 0: "vigil/<version>" */
 	size_t max_response_bytes; /* 0: 256 MiB */
-	int token_refresh_sec;	   /* token file re-read period; 0: 60 */
-	int max_idle_handles;	   /* connections kept for reuse; 0: 16 */
+	int token_refresh_sec;     /* token file re-read period; 0: 60 */
+	int max_idle_handles;      /* connections kept for reuse; 0: 16 */
 	vg_kube_observer_fn observer;
 	void *observer_ctx;
 	const struct vg_clock *clock; /* NULL: monotonic; borrowed */
@@ -214,8 +214,8 @@ struct vg_kube_client;
  * all defaults. Reads the token file once, so a missing token fails here.
  */
 int vg_kube_client_new(const struct vg_kube_config *cfg,
-		       const struct vg_kube_client_opts *opts,
-		       struct vg_kube_client **out, struct vg_err *err);
+                       const struct vg_kube_client_opts *opts,
+                       struct vg_kube_client **out, struct vg_err *err);
 /* Free the client; no request may be running. NULL allowed. */
 void vg_kube_client_free(struct vg_kube_client *c);
 
@@ -236,7 +236,7 @@ int vg_kube_client_reload_token(struct vg_kube_client *c, struct vg_err *err);
  * diagnostics and tests; never log it.
  */
 int vg_kube_client_token(struct vg_kube_client *c, char **out,
-			 struct vg_err *err);
+                         struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Paths and raw requests                                               */
@@ -251,15 +251,15 @@ int vg_kube_client_token(struct vg_kube_client *c, char **out,
  * Segments are percent-escaped; "", "." and ".." names are rejected.
  */
 int vg_kube_path(struct vg_buf *out, const struct vg_kube_resource *r,
-		 const char *ns, const char *name, const char *sub,
-		 struct vg_err *err);
+                 const char *ns, const char *name, const char *sub,
+                 struct vg_err *err);
 
 /* A request for anything the typed calls below do not cover. */
 struct vg_kube_request {
-	const char *method;	  /* "GET" ... */
-	const char *path;	  /* "/version", from vg_kube_path() ... */
-	const char *query;	  /* "a=b&c=d" already escaped, or NULL */
-	const json_t *body;	  /* sent as JSON, or NULL */
+	const char *method;       /* "GET" ... */
+	const char *path;         /* "/version", from vg_kube_path() ... */
+	const char *query;        /* "a=b&c=d" already escaped, or NULL */
+	const json_t *body;       /* sent as JSON, or NULL */
 	const char *content_type; /* NULL: application/json */
 };
 
@@ -268,7 +268,7 @@ struct vg_kube_request {
  * empty body; `out` may be NULL to discard it).
  */
 int vg_kube_request(struct vg_kube_client *c, const struct vg_kube_request *req,
-		    json_t **out, struct vg_err *err);
+                    json_t **out, struct vg_err *err);
 
 /*
  * Map an HTTP status and Status reason to a VG_* code (table at the top of
@@ -282,7 +282,7 @@ int vg_kube_status_code(long http_status, const char *reason);
  * start of the body. Returns the mapped code.
  */
 int vg_kube_err_from_status(const json_t *status, long http_status,
-			    struct vg_err *err);
+                            struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Operations                                                           */
@@ -303,18 +303,18 @@ struct vg_kube_get_opts {
 
 /* GET one object into *out (new). */
 int vg_kube_get(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		const char *ns, const char *name,
-		const struct vg_kube_get_opts *opts, json_t **out,
-		struct vg_err *err);
+                const char *ns, const char *name,
+                const struct vg_kube_get_opts *opts, json_t **out,
+                struct vg_err *err);
 
 struct vg_kube_list_opts {
 	const char *label_selector;
 	const char *field_selector;
-	long limit;		      /* page size; 0: no limit */
-	const char *continue_token;   /* from a previous page */
-	const char *resource_version; /* NULL: most recent (quorum) */
+	long limit;                         /* page size; 0: no limit */
+	const char *continue_token;         /* from a previous page */
+	const char *resource_version;       /* NULL: most recent (quorum) */
 	const char *resource_version_match; /* "Exact", "NotOlderThan" */
-	long timeout_seconds;		    /* server side; 0: unset */
+	long timeout_seconds;               /* server side; 0: unset */
 };
 
 /*
@@ -322,8 +322,8 @@ struct vg_kube_list_opts {
  * metadata.resourceVersion and metadata.continue (when more remain).
  */
 int vg_kube_list(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		 const char *ns, const struct vg_kube_list_opts *opts,
-		 json_t **out, struct vg_err *err);
+                 const char *ns, const struct vg_kube_list_opts *opts,
+                 json_t **out, struct vg_err *err);
 
 /*
  * Every page of a list (`opts->limit` per request; 0 means 500), merged
@@ -332,55 +332,54 @@ int vg_kube_list(struct vg_kube_client *c, const struct vg_kube_resource *r,
  * expires mid-way (410), falls back to one unpaginated list as client-go
  * does. `opts->continue_token` is ignored.
  */
-int vg_kube_list_all(struct vg_kube_client *c,
-		     const struct vg_kube_resource *r, const char *ns,
-		     const struct vg_kube_list_opts *opts, json_t **out,
-		     struct vg_err *err);
+int vg_kube_list_all(struct vg_kube_client *c, const struct vg_kube_resource *r,
+                     const char *ns, const struct vg_kube_list_opts *opts,
+                     json_t **out, struct vg_err *err);
 
 /* Options of create and update (PUT). */
 struct vg_kube_write_opts {
 	const char *subresource;   /* "status" ... or NULL */
 	const char *field_manager; /* NULL: server default */
-	bool dry_run;		   /* dryRun=All: validate, persist nothing */
+	bool dry_run;              /* dryRun=All: validate, persist nothing */
 	const char *field_validation; /* "Strict", "Warn", "Ignore" or NULL */
 };
 
 /* POST `obj` to the collection; the created object into *out (new). */
 int vg_kube_create(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const json_t *obj,
-		   const struct vg_kube_write_opts *opts, json_t **out,
-		   struct vg_err *err);
+                   const char *ns, const json_t *obj,
+                   const struct vg_kube_write_opts *opts, json_t **out,
+                   struct vg_err *err);
 
 /*
  * PUT `obj` (name from metadata.name; its metadata.resourceVersion, when
  * set, makes the write conditional: a stale one gives VG_CONFLICT).
  */
 int vg_kube_update(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const json_t *obj,
-		   const struct vg_kube_write_opts *opts, json_t **out,
-		   struct vg_err *err);
+                   const char *ns, const json_t *obj,
+                   const struct vg_kube_write_opts *opts, json_t **out,
+                   struct vg_err *err);
 
 enum vg_kube_patch_type {
 	VG_KUBE_PATCH_MERGE = 0, /* application/merge-patch+json (RFC 7386) */
-	VG_KUBE_PATCH_JSON,	 /* application/json-patch+json (RFC 6902) */
+	VG_KUBE_PATCH_JSON,      /* application/json-patch+json (RFC 6902) */
 	VG_KUBE_PATCH_STRATEGIC, /* strategic-merge-patch+json (built-ins) */
-	VG_KUBE_PATCH_APPLY,	 /* server-side apply, body sent as JSON */
+	VG_KUBE_PATCH_APPLY,     /* server-side apply, body sent as JSON */
 };
 
 struct vg_kube_patch_opts {
 	enum vg_kube_patch_type type;
 	const char *subresource;
 	const char *field_manager; /* required by the server for APPLY */
-	bool force;		   /* APPLY only: take over conflicting fields */
+	bool force; /* APPLY only: take over conflicting fields */
 	bool dry_run;
 	const char *field_validation;
 };
 
 /* PATCH object `name` with `patch`; the result into *out (new). */
 int vg_kube_patch(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const char *name, const json_t *patch,
-		  const struct vg_kube_patch_opts *opts, json_t **out,
-		  struct vg_err *err);
+                  const char *ns, const char *name, const json_t *patch,
+                  const struct vg_kube_patch_opts *opts, json_t **out,
+                  struct vg_err *err);
 
 /*
  * Server-side apply of the fully specified intent `obj` (name from
@@ -388,17 +387,17 @@ int vg_kube_patch(struct vg_kube_client *c, const struct vg_kube_resource *r,
  * type is ignored (always APPLY); field_manager is required.
  */
 int vg_kube_apply(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const json_t *obj,
-		  const struct vg_kube_patch_opts *opts, json_t **out,
-		  struct vg_err *err);
+                  const char *ns, const json_t *obj,
+                  const struct vg_kube_patch_opts *opts, json_t **out,
+                  struct vg_err *err);
 
 struct vg_kube_delete_opts {
-	const char *uid;	      /* precondition, or NULL */
-	const char *resource_version; /* precondition, or NULL */
+	const char *uid;                /* precondition, or NULL */
+	const char *resource_version;   /* precondition, or NULL */
 	const char *propagation_policy; /* "Foreground", "Background",
-					   "Orphan" or NULL */
-	long grace_period_seconds;	/* < 0 or 0 with grace_set false */
-	bool grace_set;			/* send grace_period_seconds */
+	                                   "Orphan" or NULL */
+	long grace_period_seconds;      /* < 0 or 0 with grace_set false */
+	bool grace_set;                 /* send grace_period_seconds */
 	bool dry_run;
 };
 
@@ -407,9 +406,9 @@ struct vg_kube_delete_opts {
  * returned: the object (still terminating, or as deleted) or a Status.
  */
 int vg_kube_delete(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		   const char *ns, const char *name,
-		   const struct vg_kube_delete_opts *opts, json_t **out,
-		   struct vg_err *err);
+                   const char *ns, const char *name,
+                   const struct vg_kube_delete_opts *opts, json_t **out,
+                   struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Watch                                                                */
@@ -463,18 +462,18 @@ struct vg_watch_parser {
 	vg_watch_fn fn;
 	void *ctx;
 	char *resource_version; /* last seen, or NULL */
-	int done;		/* 0, VG_WATCH_STOP or the error */
-	unsigned long events;	/* events delivered */
+	int done;               /* 0, VG_WATCH_STOP or the error */
+	unsigned long events;   /* events delivered */
 };
 
 /* `max_event` 0 means VG_WATCH_MAX_EVENT_DEFAULT. */
 void vg_watch_parser_init(struct vg_watch_parser *p, size_t max_event,
-			  vg_watch_fn fn, void *ctx);
+                          vg_watch_fn fn, void *ctx);
 void vg_watch_parser_cleanup(struct vg_watch_parser *p);
 
 /* Feed bytes; returns 0, VG_WATCH_STOP (callback stopped) or an error. */
 int vg_watch_parser_feed(struct vg_watch_parser *p, const char *data,
-			 size_t len, struct vg_err *err);
+                         size_t len, struct vg_err *err);
 
 /*
  * End of stream: a final event without a trailing newline is delivered;
@@ -491,15 +490,15 @@ const char *vg_watch_parser_resource_version(const struct vg_watch_parser *p);
 
 struct vg_kube_watch_opts {
 	const char *resource_version; /* start after this; NULL: "now" with
-					 synthetic ADDED events for all */
+	                                 synthetic ADDED events for all */
 	const char *label_selector;
 	const char *field_selector;
-	long timeout_seconds;	 /* server ends the watch after; 0: server
-				    default (kube-apiserver: 30-60 min) */
-	bool no_bookmarks;	 /* do not ask for BOOKMARK events */
-	size_t max_event_bytes;	 /* 0: VG_WATCH_MAX_EVENT_DEFAULT */
+	long timeout_seconds;     /* server ends the watch after; 0: server
+	                             default (kube-apiserver: 30-60 min) */
+	bool no_bookmarks;        /* do not ask for BOOKMARK events */
+	size_t max_event_bytes;   /* 0: VG_WATCH_MAX_EVENT_DEFAULT */
 	const atomic_int *cancel; /* shared stop flag (e.g. shutdown), or
-				     NULL; polled at least every 200 ms */
+	                             NULL; polled at least every 200 ms */
 };
 
 struct vg_kube_watch;
@@ -509,10 +508,10 @@ struct vg_kube_watch;
  * in `opts` are copied. Nothing is sent until vg_kube_watch_run().
  */
 int vg_kube_watch_new(struct vg_kube_client *c,
-		      const struct vg_kube_resource *r, const char *ns,
-		      const struct vg_kube_watch_opts *opts, vg_watch_fn fn,
-		      void *ctx, struct vg_kube_watch **out,
-		      struct vg_err *err);
+                      const struct vg_kube_resource *r, const char *ns,
+                      const struct vg_kube_watch_opts *opts, vg_watch_fn fn,
+                      void *ctx, struct vg_kube_watch **out,
+                      struct vg_err *err);
 
 /*
  * Open the stream and deliver events until it ends. Returns:
@@ -532,8 +531,7 @@ int vg_kube_watch_run(struct vg_kube_watch *w, struct vg_err *err);
  * Set where the next run starts (e.g. a relist's resourceVersion after
  * VG_GONE); NULL for "now". Not while running. VG_NOMEM or 0.
  */
-int vg_kube_watch_set_resource_version(struct vg_kube_watch *w,
-				       const char *rv);
+int vg_kube_watch_set_resource_version(struct vg_kube_watch *w, const char *rv);
 
 /*
  * Stop a running watch from any thread: vg_kube_watch_run() returns
@@ -554,8 +552,8 @@ void vg_kube_watch_free(struct vg_kube_watch *w);
  * NULL).
  */
 int vg_kube_watch(struct vg_kube_client *c, const struct vg_kube_resource *r,
-		  const char *ns, const struct vg_kube_watch_opts *opts,
-		  vg_watch_fn fn, void *ctx, char **last_rv,
-		  struct vg_err *err);
+                  const char *ns, const struct vg_kube_watch_opts *opts,
+                  vg_watch_fn fn, void *ctx, char **last_rv,
+                  struct vg_err *err);
 
 #endif

@@ -47,7 +47,7 @@ struct vg_ratelimit;
  * bucket. Returns NULL on allocation failure.
  */
 struct vg_ratelimit *vg_ratelimit_new(double qps, int burst,
-				      const struct vg_clock *clock);
+                                      const struct vg_clock *clock);
 void vg_ratelimit_free(struct vg_ratelimit *rl);
 
 /* Change the rate; tokens already earned are kept (capped at `burst`). */
