@@ -64,9 +64,11 @@ section() { printf '\n== %s\n' "$*"; }
 
 kc() { kubectl "$@"; }
 
+CLUSTER_OK=0
 cleanup() {
   local rc=$?
   set +e
+  if ((CLUSTER_OK == 0)); then rm -rf "$WORK"; exit "$rc"; fi
   section "cleanup"
   if kc get namespace "$NS" >/dev/null 2>&1; then
     kc -n "$NS" delete platforms,scanpolicies,backupschedules --all --wait=false >/dev/null 2>&1
@@ -89,7 +91,7 @@ trap cleanup EXIT
 # --- helpers -----------------------------------------------------------------
 
 # Collapse whitespace (kubectl explain wraps long descriptions).
-flat() { tr -s ' \n\t' '   '; }
+flat() { tr -s ' \n\t' '   ' | sed 's/^ //; s/ $//'; }
 
 # render FILE NAME_PREFIX: set metadata.namespace of namespaced objects to the
 # scratch namespace and (if NAME_PREFIX is given) prefix metadata.name, so
@@ -130,6 +132,7 @@ readyz="$(kc get --raw /readyz 2>&1)" ||
 [[ "$readyz" == "ok" ]] || die "the API server is not ready: $readyz"
 server_version="$(kc version -o json 2>/dev/null | jq -r '.serverVersion.gitVersion // "unknown"')"
 pass "API server ready (kube-apiserver $server_version)"
+CLUSTER_OK=1
 
 # --- 1. install the CRDs -----------------------------------------------------
 section "install crds/"
