@@ -6,6 +6,8 @@ REPO_ROOT="$(cd "$CLUSTER_SCRIPT_DIR/../.." && pwd)"
 # State dir: certs, kubeconfigs, pids, logs, etcd data. Override for parallel
 # clusters (then also override the ports).
 STATE_DIR="${VIGIL_CLUSTER_DIR:-$REPO_ROOT/.cluster}"
+while [[ "$STATE_DIR" == */ && "$STATE_DIR" != / ]]; do STATE_DIR="${STATE_DIR%/}"; done
+[[ "$STATE_DIR" == /* ]] || STATE_DIR="$PWD/$STATE_DIR"
 PID_DIR="$STATE_DIR/pids"
 LOG_DIR="$STATE_DIR/logs"
 PKI_DIR="$STATE_DIR/pki"
