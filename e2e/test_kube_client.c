@@ -1023,6 +1023,22 @@ static void test_watch_sequence(void **state)
 	assert_string_equal(wa.ev[0], "ADDED watched");
 	assert_string_equal(wa.ev[2], "DELETED watched");
 	watcher_free(&wa);
+
+	/* The one-call form, stopped by its callback at the first event. */
+	{
+		struct watcher one = {.stop_after = "ADDED watched"};
+		char *last = NULL;
+
+		pthread_mutex_init(&one.mu, NULL);
+		assert_ok(vg_kube_watch(client, &vg_kube_configmaps, ns, &wo,
+		                        on_watch, &one, &last, &err),
+		          err);
+		pthread_mutex_destroy(&one.mu);
+		assert_int_equal(one.n, 1);
+		assert_non_null(last);
+		assert_string_equal(last, rv_of(cm));
+		free(last);
+	}
 	json_decref(cm);
 }
 
