@@ -367,6 +367,8 @@ int ctl_update_status(struct rec *rc, json_t *status)
 			    md_str(rc->obj, "namespace"), body, &po, NULL,
 			    &rc->err);
 	rc->writes++;
+	vg_debug("status applied", "controller", rc->def->name,
+		 "reconcile_id", rc->id, "name", md_str(rc->obj, "name"));
 	json_decref(body);
 	return rc_;
 }
@@ -540,6 +542,8 @@ void ctl_event(struct rec *rc, const char *type, const char *reason,
 		vg_kube_create(m->o.client, &vg_kube_events, ns, ev, NULL, NULL,
 			       &err);
 		rc->writes++;
+		vg_debug("event", "controller", rc->def->name, "reconcile_id",
+			 rc->id, "reason", reason, "message", msg);
 	}
 	json_decref(ev);
 	if (strcmp(type, "Warning") == 0)

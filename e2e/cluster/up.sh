@@ -243,6 +243,8 @@ start() {
   # `setsid` execs in place here (the child is not a process-group leader),
   # so $! is the component's own PID; checked below via /proc/PID/exe.
   # fd 8 is the state lock (lock_state): the component must not inherit it.
+  # the command line, so restart.sh can start the same process again
+  printf '%s\0' "$@" >"$PID_DIR/$name.args"
   setsid "$bin" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 8>&- &
   pid=$!
   printf '%s\n' "$pid" >"$PID_DIR/$name.pid"
