@@ -25,7 +25,7 @@ endif
 SAN      ?=
 OPT      ?= -O2 -g
 
-PKGS     := libcurl jansson yaml-0.1 openssl libpq hiredis libwebsockets
+PKGS     := libcurl jansson yaml-0.1 openssl libpq hiredis libwebsockets libargon2 libzstd
 
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wwrite-strings -Wpointer-arith \
@@ -83,6 +83,9 @@ $(BUILD)/obj/%/main.o: CPPFLAGS += -DVIGIL_VERSION=\"$(VERSION)\"
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# the migrations are assembled into db_migrate.o (.incbin)
+$(BUILD)/obj/lib/db_migrate.o: $(wildcard lib/db/migrations/*.sql)
 
 $(LIBVIGIL): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

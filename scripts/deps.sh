@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
 	gcc make pkg-config git openssl ca-certificates curl procps python3
 	libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libpq-dev
-	libhiredis-dev libwebsockets-dev libcmocka-dev
+	libhiredis-dev libwebsockets-dev libcmocka-dev libargon2-dev libzstd-dev
 	postgresql redis-server prometheus clang
 )
 
