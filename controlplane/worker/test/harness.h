@@ -54,7 +54,7 @@ static struct vg_db_pool *pool_as(const char *user, int max)
 	return p;
 }
 
-static void su_exec(const char *sql, int n, const char *const *params)
+static __attribute__((unused)) void su_exec(const char *sql, int n, const char *const *params)
 {
 	struct vg_db_conn *c = NULL;
 	struct vg_err err = { 0 };
