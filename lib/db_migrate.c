@@ -39,6 +39,7 @@ VG_DB_EMBED(vg_db_sql_0003, MIGRATIONS_DIR "0003_scans.sql");
 VG_DB_EMBED(vg_db_sql_0004, MIGRATIONS_DIR "0004_audit.sql");
 VG_DB_EMBED(vg_db_sql_0005, MIGRATIONS_DIR "0005_emergency_stop.sql");
 VG_DB_EMBED(vg_db_sql_0006, MIGRATIONS_DIR "0006_run_results.sql");
+VG_DB_EMBED(vg_db_sql_0007, MIGRATIONS_DIR "0007_gateway.sql");
 
 static const struct vg_db_migration migrations[] = {
 	{ 1, "0001_roles", vg_db_sql_0001 },
@@ -47,6 +48,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 4, "0004_audit", vg_db_sql_0004 },
 	{ 5, "0005_emergency_stop", vg_db_sql_0005 },
 	{ 6, "0006_run_results", vg_db_sql_0006 },
+	{ 7, "0007_gateway", vg_db_sql_0007 },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

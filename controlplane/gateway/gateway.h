@@ -1,0 +1,392 @@
+/*
+ * gateway.h - the gateway's shared state and the interfaces between its
+ * parts: configuration (config.c), Redis (redis.c), permissions (rbac.c),
+ * authentication and sessions (auth.c, session.c), the route table and
+ * request pipeline (router.c), audit entries (audit.c), metrics
+ * (gwmetrics.c) and the handlers (api_*.c).
+ */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "server.h"
+#include "vigil/db.h"
+#include "vigil/err.h"
+#include "vigil/json_validate.h"
+#include "vigil/log.h"
+#include "vigil/metrics.h"
+
+/* ------------------------------------------------------------------ */
+/* Configuration (config.c)                                             */
+/* ------------------------------------------------------------------ */
+
+struct gw_config {
+	char *platform, *namespace_, *log_level;
+	int emergency_stop;
+	int health_port, gateway_port, gateway_tls;
+	char *listen, *health_listen;
+	char *db_host, *db_name, *db_sslmode, *db_sslrootcert;
+	int db_port;
+	char *db_user, *db_password;	     /* migrations (the owner) */
+	char *db_app_user, *db_app_password; /* the request path */
+	int db_pool_max, db_statement_timeout_ms, migrate;
+	char *redis_host, *redis_addr, *redis_user, *redis_password;
+	int redis_port, redis_db, redis_tls, redis_pool_max;
+	char *session_key;
+	char *tls_cert_file, *tls_key_file;
+	char *config_file;
+	char *bootstrap_key, *bootstrap_key_file;
+	int loops, workers, max_conns;
+	long max_header, max_body;
+	int request_timeout_ms, idle_timeout_ms, drain_timeout_ms;
+	int session_ttl_s, session_max_s;
+	int auth_fail_limit, auth_fail_window_s;
+	int access_log;
+	int show_version, show_help;
+};
+
+/* Defaults, then the JSON config file, then the environment, then
+ * command-line flags. Returns VG_OK or VG_CONFIG with `err` saying which
+ * setting is wrong. */
+int gw_config_load(struct gw_config *c, int argc, char **argv,
+		   struct vg_err *err);
+void gw_config_cleanup(struct gw_config *c);
+void gw_config_usage(void);
+/* libpq conninfo strings (new); NULL when out of memory. */
+char *gw_config_conninfo(const struct gw_config *c, int app);
+
+/* ------------------------------------------------------------------ */
+/* Redis (redis.c)                                                      */
+/* ------------------------------------------------------------------ */
+
+struct redisReply;
+struct gw_redis;
+
+int gw_redis_new(const struct gw_config *c, struct gw_redis **out,
+		 struct vg_err *err);
+void gw_redis_free(struct gw_redis *r);
+/*
+ * Run one command given as NUL-terminated strings ending with NULL. *out
+ * (NULL allowed to discard) is a new reply for freeReplyObject. VG_IO when
+ * Redis cannot be reached (answer 503), VG_REDIS for an error reply.
+ */
+int gw_redis_cmd(struct gw_redis *r, struct redisReply **out,
+		 struct vg_err *err, const char *arg0, ...);
+
+/* ------------------------------------------------------------------ */
+/* Roles and permissions (rbac.c)                                       */
+/* ------------------------------------------------------------------ */
+
+enum gw_role {
+	ROLE_ADMIN,
+	ROLE_ANALYST,
+	ROLE_VIEWER,
+	ROLE_AGENT,
+	ROLE_PLATFORM_ADMIN,
+	ROLE_COUNT,
+	ROLE_NONE = -1,
+};
+
+enum gw_perm {
+	PERM_PUBLIC,	    /* no credentials needed */
+	PERM_AUTHENTICATED, /* any valid credentials, no role needed */
+	PERM_TENANTS_LIST,
+	PERM_TENANTS_CREATE,
+	PERM_TENANTS_GET,
+	PERM_USERS_LIST,
+	PERM_USERS_MANAGE,
+	PERM_BINDINGS_LIST,
+	PERM_BINDINGS_MANAGE,
+	PERM_APIKEYS_LIST,
+	PERM_APIKEYS_MANAGE,
+	PERM_ESTOP_READ,
+	PERM_ESTOP_WRITE,
+	PERM_AUDIT_READ,
+	PERM_AUDIT_VERIFY,
+	/* the routes of the next milestones */
+	PERM_SCANS_READ,
+	PERM_SCANS_CREATE,
+	PERM_INGEST_WRITE,
+	PERM_FINDINGS_READ,
+	PERM_FINDINGS_TRIAGE,
+	PERM_REPORTS_READ,
+	PERM_EVENTS_SUBSCRIBE,
+	PERM_COUNT,
+};
+
+/* 1 when `role` holds `perm` in the permission table. */
+int gw_rbac_allowed(enum gw_perm perm, enum gw_role role);
+const char *gw_perm_name(enum gw_perm perm);
+const char *gw_role_name(enum gw_role role);
+/* ROLE_NONE for an unknown name. */
+enum gw_role gw_role_parse(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* The gateway                                                          */
+/* ------------------------------------------------------------------ */
+
+struct gw_metrics {
+	struct vg_metric *requests;	/* http_requests_total */
+	struct vg_metric *duration;	/* http_request_duration_seconds */
+	struct vg_metric *auth;		/* vigil_auth_attempts_total */
+	struct vg_series *sessions;	/* vigil_active_sessions */
+	struct vg_series *estop;	/* vigil_emergency_stop */
+	struct vg_series *audit;	/* vigil_audit_log_entries_total */
+};
+
+struct gw {
+	struct gw_config *cfg;
+	struct vg_db_pool *db; /* as vigil_app */
+	struct gw_redis *redis;
+	struct vg_metrics *reg;
+	struct gw_metrics m;
+	unsigned char bootstrap_hash[32];
+	int has_bootstrap;
+	unsigned char session_key[32];
+	atomic_int db_ok, redis_ok; /* from the health checker */
+	atomic_int schema_ok;	    /* migrations done (or found done) */
+	atomic_int draining;	    /* shutting down: not ready */
+	atomic_int estop;	    /* last known emergency stop */
+};
+
+/* ------------------------------------------------------------------ */
+/* The running gateway (app.c)                                          */
+/* ------------------------------------------------------------------ */
+
+struct gw_app;
+
+/*
+ * Start serving with `cfg` (borrowed; must outlive the app): the API and
+ * probe listeners, the pools, the health checker. Migrations run in the
+ * background until they succeed (several replicas at once are safe); the
+ * API answers 503 and /readyz is not ready until then.
+ */
+int gw_app_start(struct gw_config *cfg, struct gw_app **out,
+		 struct vg_err *err);
+int gw_app_port(const struct gw_app *a);
+int gw_app_health_port(const struct gw_app *a);
+struct gw *gw_app_gw(struct gw_app *a);
+/* Graceful stop: not ready, stop accepting, finish requests in flight,
+ * free everything. NULL allowed. */
+void gw_app_stop(struct gw_app *a);
+
+/* Try the migrations once (health.c calls it until it works). */
+int gw_migrate(struct gw *g, struct vg_err *err);
+
+/* Build metrics; returns VG_OK or an error. */
+int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err);
+
+/* ------------------------------------------------------------------ */
+/* A request on its way through the pipeline (router.c)                 */
+/* ------------------------------------------------------------------ */
+
+enum gw_principal_kind {
+	PRINC_NONE,
+	PRINC_BOOTSTRAP,
+	PRINC_API_KEY,
+	PRINC_SESSION,
+};
+
+struct gw_binding {
+	char tenant_id[40];
+	char tenant_name[64];
+	enum gw_role role;
+};
+
+#define GW_MAX_BINDINGS 64
+
+struct gw_principal {
+	enum gw_principal_kind kind;
+	char id[40];	   /* API key id or user id */
+	char actor[300];   /* audit actor: "user:<subject>", "apikey:<prefix>" */
+	char subject[260]; /* user subject, API key prefix, "bootstrap" */
+	int platform_admin;
+	struct gw_binding b[GW_MAX_BINDINGS];
+	size_t nb;
+	char session_id[65]; /* sessions: the Redis key id */
+};
+
+#define GW_MAX_PARAMS 3
+
+struct gw_route;
+
+struct gw_rctx {
+	struct gw *g;
+	struct srv_req *req;
+	struct srv_resp *resp;
+	const struct gw_route *route;
+	struct gw_principal who;
+	const char *tenant;	 /* tenant of a tenant-scoped request, or NULL */
+	char tenant_buf[72];
+	enum gw_role role;	 /* role the request runs with */
+	char params[GW_MAX_PARAMS][72]; /* {tid} is params[0] when present */
+	json_t *body;		 /* the validated body, or NULL */
+};
+
+typedef void (*gw_handler)(struct gw_rctx *rc);
+
+enum gw_scope {
+	SCOPE_PLATFORM,	    /* no tenant */
+	SCOPE_PATH_TENANT,  /* {tid}, the first path parameter */
+	SCOPE_QUERY_TENANT, /* ?tenant=<id>, else the platform */
+};
+
+enum {
+	ROUTE_INLINE = 1 << 0,	  /* never blocks: run on the event loop */
+	ROUTE_STOPPABLE = 1 << 1, /* refused (503) while the emergency stop
+				     is engaged: starting scans */
+};
+
+struct gw_route {
+	const char *method;
+	const char *pattern; /* also the metrics label */
+	enum gw_perm perm;
+	enum gw_scope scope;
+	const struct vg_json_field *body; /* NULL: no body accepted */
+	gw_handler fn;
+	unsigned flags;
+};
+
+/* The route table; borrowed, static, ends with a NULL method. */
+const struct gw_route *gw_routes(size_t *n);
+
+/* Server callbacks: route, authenticate, authorise, validate, handle. */
+void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud);
+int gw_is_inline(const struct srv_req *req, void *ud);
+void gw_request_done(const struct srv_req *req, const struct srv_resp *resp,
+		     double seconds, void *ud);
+
+/* Replies. gw_reply_json steals `doc`. */
+void gw_reply_json(struct gw_rctx *rc, int status, json_t *doc);
+void gw_reply_error(struct gw_rctx *rc, int status, const char *code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Map a failure (db, redis, validation) to its status and reply. */
+void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err);
+void gw_reply_no_content(struct gw_rctx *rc, int status);
+
+/* Log with the request's id (and tenant) added; key/value pairs end with
+ * NULL. */
+void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level,
+	     const char *msg, ...);
+
+/* Run `fn` in a transaction of the request's tenant (rc->tenant, NULL for
+ * none); with a tenant, first check that it exists (VG_NOTFOUND). */
+int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
+	  struct vg_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Authentication (auth.c) and sessions (session.c)                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Establish rc->who from the Authorization header. Returns 0, or replies
+ * (401, 429, 503) itself and returns -1.
+ */
+int gw_authenticate(struct gw_rctx *rc);
+
+/* Failed-authentication limits per client address and per user. */
+/* 0 when allowed; -1 when limited (replied 429 with Retry-After) or when
+ * Redis failed (replied 503). `user` may be NULL. */
+int gw_auth_limit_check(struct gw_rctx *rc, const char *user);
+void gw_auth_limit_fail(struct gw_rctx *rc, const char *user);
+void gw_auth_limit_reset_user(struct gw_rctx *rc, const char *user);
+void gw_auth_count(struct gw *g, const char *result);
+
+/* A new API key "vgk_<8 hex>_<43 base64url>" and its 12-character
+ * public prefix. */
+int gw_api_key_new(char *key, size_t size, char *prefix, size_t psize);
+/* Random token "<prefix><43 base64url chars>" (256 bits) into `out`. */
+int gw_random_token(const char *prefix, char *out, size_t size);
+/* Lower-case hex of SHA-256(data) / HMAC-SHA-256(key, data). */
+void gw_sha256(const void *data, size_t len, unsigned char out[32]);
+void gw_hex(const unsigned char *in, size_t n, char *out);
+
+int gw_session_create(struct gw *g, const char *user_id, const char *subject,
+		      char *token, size_t token_size, struct vg_err *err);
+/* VG_NOTFOUND for an unknown or expired token; fills user id, subject and
+ * session id; slides the idle expiry. */
+int gw_session_lookup(struct gw *g, const char *token, char *user_id,
+		      size_t uid_size, char *subject, size_t subj_size,
+		      char *session_id, struct vg_err *err);
+int gw_session_delete(struct gw *g, const char *session_id,
+		      struct vg_err *err);
+/* Sessions alive now across every replica. */
+int gw_session_count(struct gw *g, long long *n, struct vg_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Audit (audit.c)                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Append an entry to the chain of the transaction's tenant, or (no
+ * tenant) to the platform's. `details` is borrowed (NULL: {}). */
+int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc,
+	     const char *action, const char *object_type,
+	     const char *object_id, const json_t *details,
+	     struct vg_err *err);
+/* Count entries appended by a committed transaction. */
+void gw_audit_committed(struct gw *g, int n);
+
+/* ------------------------------------------------------------------ */
+/* Handlers (api_*.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+void api_healthz(struct gw_rctx *rc);
+void api_readyz(struct gw_rctx *rc);
+void api_login(struct gw_rctx *rc);
+void api_logout(struct gw_rctx *rc);
+void api_whoami(struct gw_rctx *rc);
+void api_tenants_list(struct gw_rctx *rc);
+void api_tenants_create(struct gw_rctx *rc);
+void api_tenants_get(struct gw_rctx *rc);
+void api_users_list(struct gw_rctx *rc);
+void api_users_create(struct gw_rctx *rc);
+void api_users_delete(struct gw_rctx *rc);
+void api_bindings_list(struct gw_rctx *rc);
+void api_bindings_create(struct gw_rctx *rc);
+void api_bindings_delete(struct gw_rctx *rc);
+void api_keys_list(struct gw_rctx *rc);
+void api_keys_create(struct gw_rctx *rc);
+void api_keys_revoke(struct gw_rctx *rc);
+void api_estop_get(struct gw_rctx *rc);
+void api_estop_put(struct gw_rctx *rc);
+void api_audit_list(struct gw_rctx *rc);
+void api_audit_verify(struct gw_rctx *rc);
+
+extern const struct vg_json_field api_login_body[];
+extern const struct vg_json_field api_tenant_body[];
+extern const struct vg_json_field api_user_body[];
+extern const struct vg_json_field api_binding_body[];
+extern const struct vg_json_field api_key_body[];
+extern const struct vg_json_field api_estop_body[];
+
+/* Hash a password with argon2id (encoded form into `out`). */
+int gw_password_hash(const char *password, char *out, size_t size);
+/* 1 when `password` matches the encoded hash. */
+int gw_password_verify(const char *encoded, const char *password);
+/* An encoded hash of a random password (static), to spend the same time
+ * on an unknown user as on a wrong password. */
+const char *gw_password_dummy(void);
+
+/* Read the emergency stop (also updates the gauge). */
+int gw_estop_read(struct gw *g, int *engaged, struct vg_err *err);
+/* Engage from configuration (VIGIL_EMERGENCY_STOP=true) at start-up. */
+int gw_estop_engage_from_config(struct gw *g, struct vg_err *err);
+
+/* A result row as a new JSON object. `spec` names the columns in order,
+ * "id,name,disabled:b,seq:i,details:j" (type s string by default, b
+ * boolean, i integer, j JSON text); SQL NULL becomes null. */
+json_t *gw_row_json(const struct vg_db_res *r, int row, const char *spec);
+/* Every row, as a new array. */
+json_t *gw_rows_json(const struct vg_db_res *r, const char *spec);
+
+/* Start and stop the background checker of PostgreSQL and Redis (feeds
+ * /readyz) and of the emergency-stop and session gauges (health.c). */
+int gw_health_start(struct gw *g, struct vg_err *err);
+void gw_health_stop(void);
+/* Readiness now: 1, or 0 with the reason in `reason`. */
+int gw_ready(struct gw *g, char *reason, size_t size);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * health.c - a background thread that asks PostgreSQL and Redis whether
+ * they answer (once a second) and refreshes the gauges kept elsewhere
+ * (emergency stop, sessions across replicas). /readyz reads its results,
+ * so a probe never waits on a dead server, and readiness comes back by
+ * itself when the servers do.
+ */
+#include "gateway.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define CHECK_MS 1000
+#define GAUGES_EVERY 5
+
+static pthread_t th;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int stop, running;
+
+static void check_db(struct gw *g)
+{
+	struct vg_db_conn *c = NULL;
+	struct vg_err err = {0};
+	int ok = vg_db_acquire(g->db, &c, &err) == VG_OK &&
+		 vg_db_exec(c, "SELECT 1", 0, NULL, NULL, &err) == VG_OK;
+
+	vg_db_release(c);
+	if (ok != atomic_exchange(&g->db_ok, ok))
+		vg_log(ok ? VG_LOG_INFO : VG_LOG_WARN,
+		       ok ? "postgresql reachable" : "postgresql unreachable",
+		       "err", ok ? NULL : err.msg, (const char *)NULL);
+}
+
+static void check_redis(struct gw *g)
+{
+	struct vg_err err = {0};
+	int ok = gw_redis_cmd(g->redis, NULL, &err, "PING", NULL) == VG_OK;
+
+	if (ok != atomic_exchange(&g->redis_ok, ok))
+		vg_log(ok ? VG_LOG_INFO : VG_LOG_WARN,
+		       ok ? "redis reachable" : "redis unreachable", "err",
+		       ok ? NULL : err.msg, (const char *)NULL);
+}
+
+static void refresh_gauges(struct gw *g)
+{
+	long long n;
+
+	if (atomic_load(&g->db_ok))
+		gw_estop_read(g, NULL, NULL);
+	if (atomic_load(&g->redis_ok) && gw_session_count(g, &n, NULL) == VG_OK)
+		vg_gauge_set(g->m.sessions, (double)n);
+}
+
+/* Migrate until it works; then apply the configured emergency stop. */
+static void ensure_schema(struct gw *g)
+{
+	struct vg_err err = {0};
+
+	if (atomic_load(&g->schema_ok))
+		return;
+	if (gw_migrate(g, &err) != VG_OK) {
+		vg_warn("database migrations not applied yet; retrying", "err",
+			err.msg);
+		return;
+	}
+	atomic_store(&g->schema_ok, 1);
+	if (g->cfg->emergency_stop &&
+	    gw_estop_engage_from_config(g, &err) != VG_OK)
+		vg_warn("could not engage the configured emergency stop", "err",
+			err.msg);
+}
+
+static void *health_main(void *arg)
+{
+	struct gw *g = arg;
+	unsigned tick = 0;
+
+	pthread_mutex_lock(&mu);
+	while (!stop) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&mu);
+		ensure_schema(g);
+		check_db(g);
+		check_redis(g);
+		if (tick++ % GAUGES_EVERY == 0)
+			refresh_gauges(g);
+		pthread_mutex_lock(&mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += CHECK_MS / 1000;
+		while (!stop &&
+		       pthread_cond_timedwait(&cond, &mu, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&mu);
+	return NULL;
+}
+
+int gw_health_start(struct gw *g, struct vg_err *err)
+{
+	stop = 0;
+	if (pthread_create(&th, NULL, health_main, g))
+		return vg_err_sys(err, VG_IO, "health checker thread");
+	running = 1;
+	return VG_OK;
+}
+
+void gw_health_stop(void)
+{
+	if (!running)
+		return;
+	pthread_mutex_lock(&mu);
+	stop = 1;
+	pthread_cond_broadcast(&cond);
+	pthread_mutex_unlock(&mu);
+	pthread_join(th, NULL);
+	running = 0;
+}
+
+int gw_ready(struct gw *g, char *reason, size_t size)
+{
+	static const struct {
+		size_t off;
+		int want;
+		const char *why;
+	} checks[] = {
+		{offsetof(struct gw, draining), 0, "shutting down"},
+		{offsetof(struct gw, schema_ok), 1, "database schema not ready"},
+		{offsetof(struct gw, db_ok), 1, "postgresql unreachable"},
+		{offsetof(struct gw, redis_ok), 1, "redis unreachable"},
+	};
+
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		atomic_int *v = (atomic_int *)((char *)g + checks[i].off);
+
+		if ((atomic_load(v) != 0) != checks[i].want) {
+			snprintf(reason, size, "%s", checks[i].why);
+			return 0;
+		}
+	}
+	return 1;
+}

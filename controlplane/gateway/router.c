@@ -1,0 +1,619 @@
+/*
+ * router.c - the route table and the pipeline every API request takes:
+ *
+ *   match (404, 405) -> authenticate (401, 429, 503) -> tenant scope and
+ *   permission (404 for a tenant the caller has no role in, 403) ->
+ *   emergency stop (503) -> content type (415) -> body (400, 413, 422) ->
+ *   handler
+ */
+#include "gateway.h"
+
+#include "vigil/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/*
+ * method, path, permission, tenant scope, body fields, handler, flags.
+ * {tid} is always the tenant; {id} names an object inside it.
+ */
+static const struct gw_route routes[] = {
+	{"GET", "/healthz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_healthz,
+	 ROUTE_INLINE},
+	{"GET", "/readyz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_readyz,
+	 ROUTE_INLINE},
+
+	{"POST", "/v1/auth/login", PERM_PUBLIC, SCOPE_PLATFORM, api_login_body,
+	 api_login, 0},
+	{"POST", "/v1/auth/logout", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
+	 api_logout, 0},
+	{"GET", "/v1/whoami", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
+	 api_whoami, 0},
+
+	{"GET", "/v1/tenants", PERM_TENANTS_LIST, SCOPE_PLATFORM, NULL,
+	 api_tenants_list, 0},
+	{"POST", "/v1/tenants", PERM_TENANTS_CREATE, SCOPE_PLATFORM,
+	 api_tenant_body, api_tenants_create, 0},
+	{"GET", "/v1/tenants/{tid}", PERM_TENANTS_GET, SCOPE_PATH_TENANT, NULL,
+	 api_tenants_get, 0},
+
+	{"GET", "/v1/tenants/{tid}/users", PERM_USERS_LIST, SCOPE_PATH_TENANT,
+	 NULL, api_users_list, 0},
+	{"POST", "/v1/tenants/{tid}/users", PERM_USERS_MANAGE,
+	 SCOPE_PATH_TENANT, api_user_body, api_users_create, 0},
+	{"DELETE", "/v1/tenants/{tid}/users/{id}", PERM_USERS_MANAGE,
+	 SCOPE_PATH_TENANT, NULL, api_users_delete, 0},
+
+	{"GET", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_LIST,
+	 SCOPE_PATH_TENANT, NULL, api_bindings_list, 0},
+	{"POST", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_MANAGE,
+	 SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0},
+	{"DELETE", "/v1/tenants/{tid}/role-bindings/{id}",
+	 PERM_BINDINGS_MANAGE, SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0},
+
+	{"GET", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_LIST,
+	 SCOPE_PATH_TENANT, NULL, api_keys_list, 0},
+	{"POST", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_MANAGE,
+	 SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0},
+	{"DELETE", "/v1/tenants/{tid}/api-keys/{id}", PERM_APIKEYS_MANAGE,
+	 SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0},
+
+	{"GET", "/v1/emergency-stop", PERM_ESTOP_READ, SCOPE_PLATFORM, NULL,
+	 api_estop_get, 0},
+	{"PUT", "/v1/emergency-stop", PERM_ESTOP_WRITE, SCOPE_PLATFORM,
+	 api_estop_body, api_estop_put, 0},
+
+	{"GET", "/v1/audit", PERM_AUDIT_READ, SCOPE_QUERY_TENANT, NULL,
+	 api_audit_list, 0},
+	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT,
+	 NULL, api_audit_verify, 0},
+
+	/*
+	 * Next milestones, with their permissions already in rbac.c:
+	 *   GET/POST /v1/tenants/{tid}/scan-runs        scans:read/create,
+	 *            POST with ROUTE_STOPPABLE
+	 *   GET      /v1/tenants/{tid}/scan-runs/{id}   scans:read
+	 *   POST     /v1/tenants/{tid}/ingest           ingest:write (agents)
+	 *   GET      /v1/tenants/{tid}/findings         findings:read
+	 *   PATCH    /v1/tenants/{tid}/findings/{id}    findings:triage
+	 *   GET      /v1/tenants/{tid}/reports[/{id}]   reports:read
+	 *   GET      /v1/events (WebSocket upgrade)     events:subscribe
+	 */
+	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0},
+};
+
+const struct gw_route *gw_routes(size_t *n)
+{
+	if (n)
+		*n = sizeof(routes) / sizeof(routes[0]) - 1;
+	return routes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Matching                                                             */
+/* ------------------------------------------------------------------ */
+
+/* 1 when `path` fits `pattern`; captures {params} into `params`. */
+static int match(const char *pattern, const char *path,
+		 char params[][72], int *nparams)
+{
+	const char *p = pattern, *s = path;
+	int np = 0;
+
+	while (*p && *s) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			size_t n = strcspn(s, "/");
+
+			if (!pe || n == 0 || n >= 72 || np >= GW_MAX_PARAMS)
+				return 0;
+			memcpy(params[np], s, n);
+			params[np++][n] = '\0';
+			p = pe + 1;
+			s += n;
+			continue;
+		}
+		if (*p != *s)
+			return 0;
+		p++;
+		s++;
+	}
+	if (*p || *s)
+		return 0;
+	if (nparams)
+		*nparams = np;
+	return 1;
+}
+
+static const char *match_method(const char *m)
+{
+	return strcmp(m, "HEAD") == 0 ? "GET" : m;
+}
+
+/* The route for the request, or NULL with *path_known when another
+ * method would match. */
+static const struct gw_route *find_route(const struct srv_req *req,
+					 char params[][72], int *path_known)
+{
+	const char *m = match_method(req->method);
+	char scratch[GW_MAX_PARAMS][72];
+
+	*path_known = 0;
+	for (const struct gw_route *r = routes; r->method; r++) {
+		if (!match(r->pattern, req->path, scratch, NULL))
+			continue;
+		if (strcmp(r->method, m) == 0) {
+			memcpy(params, scratch, sizeof(scratch));
+			return r;
+		}
+		*path_known = 1;
+	}
+	return NULL;
+}
+
+static void allow_header(const struct srv_req *req, struct srv_resp *resp)
+{
+	char allow[128] = "";
+	char scratch[GW_MAX_PARAMS][72];
+	size_t len = 0;
+
+	for (const struct gw_route *r = routes; r->method; r++) {
+		if (!match(r->pattern, req->path, scratch, NULL))
+			continue;
+		len += (size_t)snprintf(allow + len, sizeof(allow) - len,
+					"%s%s", len ? ", " : "", r->method);
+		if (strcmp(r->method, "GET") == 0)
+			len += (size_t)snprintf(allow + len,
+						sizeof(allow) - len, ", HEAD");
+		if (len >= sizeof(allow))
+			break;
+	}
+	srv_resp_header(resp, "Allow", allow);
+}
+
+int gw_is_inline(const struct srv_req *req, void *ud)
+{
+	char params[GW_MAX_PARAMS][72];
+	int known;
+	const struct gw_route *r = find_route(req, params, &known);
+
+	(void)ud;
+	/* unknown paths are answered at once too */
+	return !r || (r->flags & ROUTE_INLINE);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies and logs                                                     */
+/* ------------------------------------------------------------------ */
+
+void gw_reply_json(struct gw_rctx *rc, int status, json_t *doc)
+{
+	struct srv_resp *resp = rc->resp;
+
+	vg_buf_reset(&resp->body);
+	if (!doc || vg_json_dumps(doc, JSON_COMPACT, &resp->body) != VG_OK) {
+		json_decref(doc);
+		gw_reply_error(rc, 500, "internal", "could not encode reply");
+		return;
+	}
+	json_decref(doc);
+	resp->status = status;
+	resp->content_type = "application/json";
+}
+
+void gw_reply_no_content(struct gw_rctx *rc, int status)
+{
+	vg_buf_reset(&rc->resp->body);
+	rc->resp->status = status;
+}
+
+void gw_reply_error(struct gw_rctx *rc, int status, const char *code,
+		    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	srv_resp_error(rc->resp, status, code, msg, rc->req->request_id);
+}
+
+static int is_sqlstate(const char *r)
+{
+	return strlen(r) == 5 && strspn(r, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5;
+}
+
+void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err)
+{
+	static const struct {
+		int code;
+		int status;
+		const char *name;
+		const char *generic;
+	} map[] = {
+		{VG_NOTFOUND, 404, "not_found", "not found"},
+		{VG_EXISTS, 409, "conflict", "already exists"},
+		{VG_CONFLICT, 409, "conflict", "conflicts with existing data"},
+		{VG_INVAL, 422, "validation_failed", "invalid value"},
+		{VG_PARSE, 400, "invalid_json", "malformed JSON"},
+		{VG_TOOLARGE, 413, "payload_too_large", "too large"},
+		{VG_FORBIDDEN, 403, "forbidden", "forbidden"},
+		{VG_UNAUTHORIZED, 401, "unauthenticated", "unauthenticated"},
+		{VG_IO, 503, "unavailable", "a backing service is unavailable"},
+		{VG_TIMEOUT, 503, "unavailable",
+		 "a backing service did not answer in time"},
+		{VG_AGAIN, 503, "unavailable", "busy; retry"},
+	};
+	const char *msg = err && err->msg[0] ? err->msg : NULL;
+	int from_db = err && is_sqlstate(err->reason);
+
+	if (vg_db_unavailable(err))
+		code = VG_IO;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (map[i].code != code)
+			continue;
+		if (map[i].status == 503) {
+			srv_resp_header(rc->resp, "Retry-After", "1");
+			gw_rlog(rc, VG_LOG_WARN, "backing service unavailable",
+				"err", msg ? msg : "", NULL);
+			msg = NULL;
+		}
+		/* server messages name tables and constraints: keep them
+		 * in the log, not in the reply */
+		if (from_db || !msg)
+			msg = map[i].generic;
+		gw_reply_error(rc, map[i].status, map[i].name, "%s", msg);
+		return;
+	}
+	gw_rlog(rc, VG_LOG_ERROR, "request failed", "err",
+		err ? err->msg : vg_strerror(code), NULL);
+	gw_reply_error(rc, 500, "internal", "internal error");
+}
+
+void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level,
+	     const char *msg, ...)
+{
+	struct vg_log_field f[16];
+	int n = 0;
+	va_list ap;
+	const char *k;
+
+	if (!vg_log_enabled(level))
+		return;
+	f[n++] = (struct vg_log_field){"request_id", rc->req->request_id};
+	if (rc->tenant)
+		f[n++] = (struct vg_log_field){"tenant", rc->tenant};
+	if (rc->who.kind != PRINC_NONE)
+		f[n++] = (struct vg_log_field){"actor", rc->who.actor};
+	va_start(ap, msg);
+	while (n < 16 && (k = va_arg(ap, const char *))) {
+		f[n].key = k;
+		f[n++].val = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	vg_log_fields(level, msg, f, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                         */
+/* ------------------------------------------------------------------ */
+
+static const struct vg_db_stmt st_tenant_live = {
+	.name = "gw_tenant_live",
+	.sql = "SELECT 1 FROM tenants WHERE id = current_tenant()"
+	       " AND state = 'active'",
+	.nparams = 0,
+};
+
+struct tx_wrap {
+	vg_db_tx_fn fn;
+	void *arg;
+};
+
+static int tenant_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
+{
+	struct tx_wrap *w = arg;
+	struct vg_db_res *res = NULL;
+	int rc = vg_db_exec_stmt(c, &st_tenant_live, NULL, &res, err);
+
+	if (rc == VG_OK && vg_db_res_rows(res) != 1)
+		rc = vg_err_set(err, VG_NOTFOUND, "tenant not found");
+	vg_db_res_free(res);
+	return rc == VG_OK ? w->fn(c, w->arg, err) : rc;
+}
+
+int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
+	  struct vg_err *err)
+{
+	struct tx_wrap w = {fn, arg};
+
+	if (!rc->tenant)
+		return vg_db_tx(rc->g->db, NULL, flags, fn, arg, err);
+	return vg_db_tx(rc->g->db, rc->tenant, flags, tenant_tx, &w, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* The pipeline                                                         */
+/* ------------------------------------------------------------------ */
+
+/* The role the caller holds in rc->tenant, or ROLE_NONE. */
+static enum gw_role tenant_role(const struct gw_rctx *rc)
+{
+	if (rc->who.platform_admin)
+		return ROLE_PLATFORM_ADMIN;
+	for (size_t i = 0; i < rc->who.nb; i++)
+		if (strcmp(rc->who.b[i].tenant_id, rc->tenant) == 0)
+			return rc->who.b[i].role;
+	return ROLE_NONE;
+}
+
+/* 0 to go on; otherwise replied. */
+static int authorize(struct gw_rctx *rc)
+{
+	enum gw_perm perm = rc->route->perm;
+
+	rc->role = ROLE_NONE;
+	if (rc->tenant) {
+		rc->role = tenant_role(rc);
+		if (rc->role == ROLE_NONE) {
+			gw_reply_error(rc, 404, "not_found",
+				       "tenant not found");
+			return -1;
+		}
+		if (perm == PERM_AUTHENTICATED ||
+		    gw_rbac_allowed(perm, rc->role))
+			return 0;
+	} else {
+		if (rc->who.platform_admin)
+			rc->role = ROLE_PLATFORM_ADMIN;
+		if (perm == PERM_AUTHENTICATED)
+			return 0;
+		if (rc->role == ROLE_PLATFORM_ADMIN &&
+		    gw_rbac_allowed(perm, rc->role))
+			return 0;
+		/* a platform-wide route a tenant role may use; the platform's
+		 * own records (SCOPE_QUERY_TENANT without a tenant) are for
+		 * platform admins only */
+		for (size_t i = 0; rc->route->scope == SCOPE_PLATFORM &&
+				   i < rc->who.nb;
+		     i++) {
+			if (gw_rbac_allowed(perm, rc->who.b[i].role)) {
+				rc->role = rc->who.b[i].role;
+				return 0;
+			}
+		}
+	}
+	gw_reply_error(rc, 403, "forbidden", "the %s role may not %s",
+		       gw_role_name(rc->role), gw_perm_name(perm));
+	return -1;
+}
+
+static int scope(struct gw_rctx *rc, int nparams)
+{
+	char t[72];
+	int r;
+
+	switch (rc->route->scope) {
+	case SCOPE_PLATFORM:
+		return 0;
+	case SCOPE_PATH_TENANT:
+		if (nparams < 1 || !vg_db_is_uuid(rc->params[0])) {
+			gw_reply_error(rc, 404, "not_found",
+				       "tenant not found");
+			return -1;
+		}
+		snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s",
+			 rc->params[0]);
+		rc->tenant = rc->tenant_buf;
+		return 0;
+	case SCOPE_QUERY_TENANT:
+		r = vg_http_query_get(rc->req->query, strlen(rc->req->query),
+				      "tenant", t, sizeof(t));
+		if (r == VG_NOTFOUND)
+			return 0;
+		if (r != VG_OK || !vg_db_is_uuid(t)) {
+			gw_reply_error(rc, 400, "bad_request",
+				       "tenant: want a tenant id");
+			return -1;
+		}
+		snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s", t);
+		rc->tenant = rc->tenant_buf;
+		return 0;
+	}
+	return 0;
+}
+
+static int json_content_type(const struct srv_req *req)
+{
+	char ct[128];
+	size_t n;
+
+	if (!srv_req_header(req, "content-type", ct, sizeof(ct)))
+		return 0;
+	n = strcspn(ct, "; \t");
+	if (n != 16 || strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	/* the only charset JSON has */
+	for (char *p = ct + n; *p; p++)
+		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : *p);
+	return !strstr(ct + n, "charset") || strstr(ct + n, "charset=utf-8");
+}
+
+static int read_body(struct gw_rctx *rc)
+{
+	struct vg_err err = {0};
+	int r;
+
+	if (!rc->route->body)
+		return 0;
+	if (rc->req->body_len > 0 && !json_content_type(rc->req)) {
+		gw_reply_error(rc, 415, "unsupported_media_type",
+			       "send Content-Type: application/json");
+		return -1;
+	}
+	r = vg_json_validate_body(rc->req->body, rc->req->body_len,
+				  (size_t)rc->g->cfg->max_body, rc->route->body,
+				  &rc->body, &err);
+	if (r == VG_OK)
+		return 0;
+	if (r == VG_PARSE)
+		gw_reply_error(rc, 400, "invalid_json", "%s", err.msg);
+	else if (r == VG_INVAL)
+		gw_reply_error(rc, 422, "validation_failed", "%s", err.msg);
+	else
+		gw_reply_failure(rc, r, &err);
+	return -1;
+}
+
+void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud)
+{
+	struct gw_rctx *rc = calloc(1, sizeof(*rc));
+	int known, nparams = 0;
+
+	if (!rc) {
+		srv_resp_error(resp, 503, "unavailable", "out of memory",
+			       req->request_id);
+		return;
+	}
+	rc->g = ud;
+	rc->req = req;
+	rc->resp = resp;
+	rc->role = ROLE_NONE;
+	rc->route = find_route(req, rc->params, &known);
+	if (!rc->route) {
+		resp->route = "unmatched";
+		if (known) {
+			allow_header(req, resp);
+			gw_reply_error(rc, 405, "method_not_allowed",
+				       "%s is not allowed here", req->method);
+		} else {
+			gw_reply_error(rc, 404, "not_found", "no such endpoint");
+		}
+		goto out;
+	}
+	resp->route = rc->route->pattern;
+	if (!(rc->route->flags & ROUTE_INLINE) &&
+	    !atomic_load(&rc->g->schema_ok)) {
+		srv_resp_header(resp, "Retry-After", "1");
+		gw_reply_error(rc, 503, "unavailable",
+			       "database schema not ready");
+		goto out;
+	}
+	for (const char *p = rc->route->pattern; (p = strchr(p, '{')); p++)
+		nparams++;
+	if (rc->route->perm != PERM_PUBLIC && gw_authenticate(rc))
+		goto out;
+	if (scope(rc, nparams) || (rc->route->perm != PERM_PUBLIC &&
+				   authorize(rc)))
+		goto out;
+	if ((rc->route->flags & ROUTE_STOPPABLE) && atomic_load(&rc->g->estop)) {
+		gw_reply_error(rc, 503, "emergency_stop",
+			       "the emergency stop is engaged");
+		goto out;
+	}
+	if (read_body(rc))
+		goto out;
+	rc->route->fn(rc);
+out:
+	json_decref(rc->body);
+	free(rc);
+}
+
+void gw_request_done(const struct srv_req *req, const struct srv_resp *resp,
+		     double seconds, void *ud)
+{
+	static const char *const methods[] = {"GET",   "HEAD", "POST",
+					      "PUT",   "PATCH", "DELETE",
+					      "OPTIONS"};
+	struct gw *g = ud;
+	const char *method = "other";
+	const char *route = resp->route ? resp->route : "unmatched";
+	char code[8];
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(req->method, methods[i]) == 0)
+			method = methods[i];
+	snprintf(code, sizeof(code), "%d", resp->status);
+	vg_counter_inc(vg_metric_labels(g->m.requests, method, route, code));
+	vg_histogram_observe(vg_metric_labels(g->m.duration, route), seconds);
+	if (g->cfg->access_log) {
+		char ms[32];
+
+		snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
+		vg_info("request", "request_id", req->request_id, "method",
+			req->method, "path", req->path ? req->path : "",
+			"route", route, "status", code, "duration_ms", ms,
+			"peer", req->peer);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* The next "name[:type]" of a column spec; 0 at its end. */
+static int next_col(const char **spec, char *name, size_t size, char *type)
+{
+	const char *s = *spec, *e, *colon;
+	size_t n;
+
+	if (!*s)
+		return 0;
+	e = s + strcspn(s, ",");
+	colon = memchr(s, ':', (size_t)(e - s));
+	n = (size_t)((colon ? colon : e) - s);
+	if (n >= size)
+		n = size - 1;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	*type = colon && colon + 1 < e ? colon[1] : 's';
+	*spec = *e ? e + 1 : e;
+	return 1;
+}
+
+json_t *gw_row_json(const struct vg_db_res *r, int row, const char *spec)
+{
+	json_t *o = json_object();
+	char name[64], t;
+
+	for (int i = 0; o && next_col(&spec, name, sizeof(name), &t); i++) {
+		const char *v = vg_db_res_get(r, row, i);
+		json_t *jv;
+
+		if (!v)
+			jv = json_null();
+		else if (t == 'b')
+			jv = json_boolean(v[0] == 't');
+		else if (t == 'i')
+			jv = json_integer(strtoll(v, NULL, 10));
+		else if (t == 'j')
+			jv = json_loads(v, JSON_DECODE_ANY, NULL);
+		else
+			jv = json_string(v);
+		if (!jv || json_object_set_new(o, name, jv)) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+json_t *gw_rows_json(const struct vg_db_res *r, const char *spec)
+{
+	json_t *a = json_array();
+	int rows = vg_db_res_rows(r);
+
+	for (int i = 0; a && i < rows; i++) {
+		json_t *o = gw_row_json(r, i, spec);
+
+		if (!o || json_array_append_new(a, o)) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}

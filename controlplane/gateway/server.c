@@ -1,0 +1,1000 @@
+/*
+ * server.c - event loops, connections and the handler pool.
+ *
+ * A connection belongs to one loop for its whole life. Its states:
+ *
+ *   READ   waiting for (the rest of) a request; parsed as bytes arrive,
+ *          answered at once when its handler is inline (so pipelined
+ *          requests are answered in one write)
+ *   BUSY   its request is with a handler thread; the loop reads nothing
+ *          (the request points into the input buffer)
+ *
+ * Queued output is written in either state; a connection to close is
+ * closed once its output is written.
+ *
+ * A handler thread that finishes puts the connection on its loop's done
+ * list and wakes the loop through an eventfd; only the loop serialises the
+ * response and touches the socket.
+ */
+#include "server.h"
+
+#include "vigil/json.h"
+#include "vigil/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SWEEP_MS 200
+#define MAX_EVENTS 128
+#define SLACK_IN 4096 /* room for the start of a pipelined request */
+
+enum conn_state { C_READ, C_BUSY };
+
+struct loop;
+
+struct conn {
+	int fd;
+	struct loop *lp;
+	enum conn_state state;
+	struct vg_buf in;
+	struct vg_buf out;
+	size_t out_off;
+	int64_t deadline;     /* ms; 0: none */
+	int started;	      /* bytes of the current request arrived */
+	int continue_sent;    /* "100 Continue" written for this request */
+	int close_after;      /* close once `out` is written */
+	int read_pending;     /* stopped reading before EAGAIN */
+	int peer_gone;	      /* hang-up seen */
+	size_t req_len;	      /* head + body of the request in BUSY */
+	struct vg_http_head head;
+	struct srv_req req;
+	struct srv_resp resp;
+	char peer[64];
+	struct conn *prev, *next; /* the loop's connections */
+	struct conn *qnext;	  /* the work queue or a done list */
+};
+
+struct loop {
+	struct srv *s;
+	int epfd;
+	int evfd;
+	pthread_t th;
+	int started;
+	struct conn *conns;
+	int nconns;
+	pthread_mutex_t mu; /* guards done */
+	struct conn *done;
+	char date[64];
+	time_t date_at;
+};
+
+struct srv {
+	struct srv_config cfg;
+	struct srv_ops ops;
+	void *ud;
+	int listen_fd;
+	int port;
+	struct loop *loops;
+	int nloops;
+	pthread_t *workers;
+	int nworkers;
+	int started;
+	atomic_int stopping;
+	atomic_int nconns;
+	pthread_mutex_t qmu;
+	pthread_cond_t qcond;
+	struct conn *qhead, *qtail;
+	int qstop;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                            */
+/* ------------------------------------------------------------------ */
+
+int srv_request_id_valid(const char *id, size_t len)
+{
+	if (len == 0 || len > SRV_REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.' || c == ':'))
+			return 0;
+	}
+	return 1;
+}
+
+static void request_id(struct conn *c)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	size_t len = 0;
+	const char *v = vg_http_head_get(&c->head, "x-request-id", &len);
+
+	if (v && srv_request_id_valid(v, len)) {
+		memcpy(c->req.request_id, v, len);
+		c->req.request_id[len] = '\0';
+		return;
+	}
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		/* never without an id: fall back on time and address */
+		uint64_t t = (uint64_t)now_ms() ^ (uintptr_t)c;
+
+		memcpy(r, &t, sizeof(t));
+		memcpy(r + 8, &t, sizeof(t));
+	}
+	for (size_t i = 0; i < sizeof(r); i++) {
+		c->req.request_id[2 * i] = hex[r[i] >> 4];
+		c->req.request_id[2 * i + 1] = hex[r[i] & 15];
+	}
+	c->req.request_id[32] = '\0';
+}
+
+void srv_resp_error(struct srv_resp *resp, int status, const char *code,
+		    const char *message, const char *request_id)
+{
+	struct vg_buf *b = &resp->body;
+
+	resp->status = status;
+	resp->content_type = "application/json";
+	vg_buf_reset(b);
+	vg_buf_append_str(b, "{\"error\":{\"code\":");
+	vg_json_escape(b, code, strlen(code));
+	vg_buf_append_str(b, ",\"message\":");
+	vg_json_escape(b, message, strlen(message));
+	vg_buf_append_str(b, ",\"request_id\":");
+	vg_json_escape(b, request_id, strlen(request_id));
+	vg_buf_append_str(b, "}}");
+}
+
+void srv_resp_header(struct srv_resp *resp, const char *name,
+		     const char *value)
+{
+	/* values come from the program, but never let one split a header */
+	if (strpbrk(value, "\r\n"))
+		return;
+	vg_buf_appendf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+int srv_req_header(const struct srv_req *req, const char *name, char *out,
+		   size_t size)
+{
+	size_t len = 0;
+	const char *v = vg_http_head_get(req->head, name, &len);
+
+	if (!v || len >= size || memchr(v, '\0', len))
+		return 0;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return 1;
+}
+
+static const char *status_code_name(int status)
+{
+	switch (status) {
+	case 408:
+		return "request_timeout";
+	case 411:
+		return "length_required";
+	case 413:
+		return "payload_too_large";
+	case 431:
+		return "header_too_large";
+	case 501:
+		return "not_implemented";
+	case 503:
+		return "unavailable";
+	case 505:
+		return "http_version_not_supported";
+	default:
+		return "bad_request";
+	}
+}
+
+static void update_date(struct loop *lp)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	if (t == lp->date_at)
+		return;
+	lp->date_at = t;
+	gmtime_r(&t, &tm);
+	strftime(lp->date, sizeof(lp->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Serialise c->resp into c->out. */
+static void queue_response(struct conn *c)
+{
+	struct srv_resp *r = &c->resp;
+	int head = strcmp(c->req.method, "HEAD") == 0;
+	int bodyless = r->status == 204 || r->status == 304 || r->status < 200;
+	int rc;
+
+	update_date(c->lp);
+	rc = vg_buf_appendf(&c->out,
+			    "HTTP/1.1 %d %s\r\nDate: %s\r\nX-Request-ID: %s\r\n"
+			    "Cache-Control: no-store\r\n"
+			    "X-Content-Type-Options: nosniff\r\n",
+			    r->status, vg_http_reason(r->status), c->lp->date,
+			    c->req.request_id);
+	if (!bodyless)
+		rc = rc ? rc :
+			  vg_buf_appendf(&c->out,
+					 "Content-Type: %s\r\nContent-Length: "
+					 "%zu\r\n",
+					 r->content_type ? r->content_type :
+							   "application/json",
+					 r->body.len);
+	if (c->close_after)
+		rc = rc ? rc : vg_buf_append_str(&c->out, "Connection: close\r\n");
+	else if (c->head.minor == 0)
+		rc = rc ? rc :
+			  vg_buf_append_str(&c->out,
+					    "Connection: keep-alive\r\n");
+	rc = rc ? rc : vg_buf_append(&c->out, r->headers.data ? r->headers.data : "",
+				     r->headers.len);
+	rc = rc ? rc : vg_buf_append_str(&c->out, "\r\n");
+	if (!head && !bodyless && r->body.len)
+		rc = rc ? rc : vg_buf_append(&c->out, r->body.data, r->body.len);
+	if (rc)
+		c->close_after = 2; /* out of memory: drop the connection */
+}
+
+static void req_reset(struct conn *c)
+{
+	free(c->req.path);
+	free(c->req.query);
+	memset(&c->req, 0, sizeof(c->req));
+	vg_buf_cleanup(&c->resp.body);
+	vg_buf_cleanup(&c->resp.headers);
+	memset(&c->resp, 0, sizeof(c->resp));
+	c->resp.status = 200;
+	c->req.head = &c->head;
+	snprintf(c->req.peer, sizeof(c->req.peer), "%s", c->peer);
+}
+
+/* The response of the current request is ready: queue it, report it, and
+ * drop the request's bytes from the input. */
+static void finish_request(struct conn *c, size_t consumed)
+{
+	struct srv *s = c->lp->s;
+
+	if (atomic_load(&s->stopping))
+		c->close_after = 1;
+	queue_response(c);
+	if (s->ops.done)
+		s->ops.done(&c->req, &c->resp, now_s() - c->req.started,
+			    s->ud);
+	vg_buf_consume(&c->in, consumed);
+	req_reset(c);
+	c->started = 0;
+	c->continue_sent = 0;
+	c->state = C_READ;
+}
+
+static void reply_error(struct conn *c, int status, const char *msg)
+{
+	if (!c->req.request_id[0])
+		request_id(c);
+	if (!c->req.method[0])
+		snprintf(c->req.method, sizeof(c->req.method), "-");
+	if (!c->req.started)
+		c->req.started = now_s();
+	srv_resp_error(&c->resp, status, status_code_name(status), msg,
+		       c->req.request_id);
+	c->close_after = 1;
+	finish_request(c, c->in.len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Work queue                                                           */
+/* ------------------------------------------------------------------ */
+
+static void enqueue(struct srv *s, struct conn *c)
+{
+	pthread_mutex_lock(&s->qmu);
+	c->qnext = NULL;
+	if (s->qtail)
+		s->qtail->qnext = c;
+	else
+		s->qhead = c;
+	s->qtail = c;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qmu);
+}
+
+static void *worker_main(void *arg)
+{
+	struct srv *s = arg;
+
+	for (;;) {
+		struct conn *c;
+		struct loop *lp;
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&s->qmu);
+		while (!s->qhead && !s->qstop)
+			pthread_cond_wait(&s->qcond, &s->qmu);
+		c = s->qhead;
+		if (!c) {
+			pthread_mutex_unlock(&s->qmu);
+			return NULL;
+		}
+		s->qhead = c->qnext;
+		if (!s->qhead)
+			s->qtail = NULL;
+		pthread_mutex_unlock(&s->qmu);
+
+		s->ops.handle(&c->req, &c->resp, s->ud);
+
+		lp = c->lp;
+		pthread_mutex_lock(&lp->mu);
+		c->qnext = lp->done;
+		lp->done = c;
+		pthread_mutex_unlock(&lp->mu);
+		if (write(lp->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			vg_warn("server: eventfd write failed", "err",
+				strerror(errno));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+/* ------------------------------------------------------------------ */
+
+static void conn_close(struct conn *c)
+{
+	struct loop *lp = c->lp;
+
+	epoll_ctl(lp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		lp->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	lp->nconns--;
+	atomic_fetch_sub(&lp->s->nconns, 1);
+	req_reset(c);
+	vg_buf_cleanup(&c->in);
+	vg_buf_cleanup(&c->out);
+	free(c);
+}
+
+/* Build c->req from the parsed head; 0, or an HTTP status to refuse. */
+static int prepare_request(struct conn *c, size_t head_len, size_t body_len)
+{
+	struct vg_http_head *h = &c->head;
+
+	if (h->method_len >= sizeof(c->req.method))
+		return 501;
+	memcpy(c->req.method, h->method, h->method_len);
+	c->req.method[h->method_len] = '\0';
+	c->req.path = strndup(h->path, h->path_len);
+	c->req.query = strndup(h->query, h->query_len);
+	if (!c->req.path || !c->req.query)
+		return 503;
+	c->req.body = c->in.data + head_len;
+	c->req.body_len = body_len;
+	return 0;
+}
+
+/* Parse and answer what is buffered while the connection is in READ. */
+static void process(struct conn *c, int64_t now)
+{
+	struct srv *s = c->lp->s;
+
+	while (c->state == C_READ && !c->close_after) {
+		size_t need;
+		int rc, refuse;
+
+		if (c->in.len == 0) {
+			c->deadline = now + s->cfg.idle_timeout_ms;
+			return;
+		}
+		if (!c->started) {
+			c->started = 1;
+			c->deadline = now + s->cfg.request_timeout_ms;
+			c->req.started = now_s();
+		}
+		rc = vg_http_parse(c->in.data, c->in.len, s->cfg.max_header,
+				   &c->head);
+		if (rc == VG_AGAIN)
+			return;
+		if (rc != VG_OK) {
+			reply_error(c, c->head.status, c->head.error);
+			return;
+		}
+		request_id(c);
+		if (c->head.content_length > (long long)s->cfg.max_body) {
+			size_t ml = c->head.method_len < sizeof(c->req.method) ?
+					    c->head.method_len :
+					    sizeof(c->req.method) - 1;
+
+			memcpy(c->req.method, c->head.method, ml);
+			c->req.method[ml] = '\0';
+			reply_error(c, 413, "request body too large");
+			return;
+		}
+		need = c->head.head_len + (size_t)(c->head.content_length > 0 ?
+							  c->head.content_length :
+							  0);
+		if (c->in.len < need) {
+			if (c->head.expect_continue && !c->continue_sent) {
+				vg_buf_append_str(&c->out,
+						  "HTTP/1.1 100 Continue\r\n\r\n");
+				c->continue_sent = 1;
+			}
+			return;
+		}
+		if (!c->head.keep_alive || atomic_load(&s->stopping))
+			c->close_after = 1;
+		refuse = prepare_request(c, c->head.head_len,
+					 need - c->head.head_len);
+		if (refuse) {
+			reply_error(c, refuse, refuse == 501 ?
+						       "method not implemented" :
+						       "out of memory");
+			return;
+		}
+		if (s->ops.is_inline && s->ops.is_inline(&c->req, s->ud)) {
+			s->ops.handle(&c->req, &c->resp, s->ud);
+			/* and on to what else is pipelined before writing */
+			finish_request(c, need);
+			continue;
+		}
+		c->req_len = need;
+		c->state = C_BUSY;
+		c->deadline = 0;
+		enqueue(s, c);
+		return;
+	}
+}
+
+static int conn_read(struct conn *c)
+{
+	size_t max_in = c->lp->s->cfg.max_header + c->lp->s->cfg.max_body +
+			SLACK_IN;
+
+	c->read_pending = 0;
+	for (;;) {
+		ssize_t n;
+		size_t room;
+
+		if (c->in.len >= max_in) {
+			c->read_pending = 1;
+			return 0;
+		}
+		room = max_in - c->in.len < 16384 ? max_in - c->in.len : 16384;
+		if (vg_buf_reserve(&c->in, room))
+			return -1;
+		n = read(c->fd, c->in.data + c->in.len, room);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			c->in.data[c->in.len] = '\0';
+			if ((size_t)n < room)
+				return 0; /* drained: saves an EAGAIN read */
+			continue;
+		}
+		if (n == 0)
+			return -1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return 0;
+		return -1;
+	}
+}
+
+/* Write what is queued; -1 on error. */
+static int conn_write(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->out_off,
+				 c->out.len - c->out_off, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		return -1;
+	}
+	vg_buf_reset(&c->out);
+	c->out_off = 0;
+	return 0;
+}
+
+/* Drive a connection after an event: write what is queued, read what
+ * was left unread, answer what is buffered. 0 to keep it, -1 to close. */
+static int serve(struct conn *c, int64_t now)
+{
+	for (;;) {
+		size_t queued;
+
+		if (c->out.len) {
+			if (conn_write(c))
+				return -1;
+			if (c->out.len) {
+				/* the peer is not reading: bound the wait */
+				c->deadline = now + c->lp->s->cfg.request_timeout_ms;
+				return 0;
+			}
+		}
+		if (c->close_after && c->state == C_READ)
+			return -1;
+		if (c->state == C_BUSY)
+			return 0;
+		if (c->read_pending && conn_read(c))
+			c->peer_gone = 1;
+		queued = c->out.len;
+		process(c, now);
+		if (c->out.len > queued)
+			continue;
+		if (c->state == C_READ && c->peer_gone)
+			return -1;
+		return 0;
+	}
+}
+
+static void on_conn_event(struct conn *c, uint32_t ev, int64_t now)
+{
+	if (ev & (EPOLLERR | EPOLLHUP))
+		c->peer_gone = 1;
+	if (c->state == C_BUSY) {
+		if (ev & EPOLLIN)
+			c->read_pending = 1;
+		if (c->out.len && serve(c, now) && c->state != C_BUSY)
+			conn_close(c);
+		return;
+	}
+	if ((ev & (EPOLLIN | EPOLLRDHUP)) && conn_read(c))
+		c->peer_gone = 1;
+	if (serve(c, now))
+		conn_close(c);
+}
+
+static void refuse_conn(int fd)
+{
+	static const char busy[] =
+		"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		"application/json\r\nContent-Length: 84\r\nConnection: "
+		"close\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":"
+		"\"too many connections\",\"request_id\":\"\"}}";
+
+	if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the peer learns from the close */
+	}
+	close(fd);
+}
+
+static void accept_all(struct loop *lp, int64_t now)
+{
+	struct srv *s = lp->s;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct epoll_event ev = { 0 };
+		struct conn *c;
+		int one = 1;
+		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return; /* EAGAIN, or EMFILE: retried on the next event */
+		}
+		if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns ||
+		    !(c = calloc(1, sizeof(*c)))) {
+			atomic_fetch_sub(&s->nconns, 1);
+			refuse_conn(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->fd = fd;
+		c->lp = lp;
+		c->state = C_READ;
+		c->deadline = now + s->cfg.idle_timeout_ms;
+		vg_buf_init(&c->in, 0);
+		vg_buf_init(&c->out, 0);
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+				  c->peer, sizeof(c->peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6,
+				  &((struct sockaddr_in6 *)&ss)->sin6_addr,
+				  c->peer, sizeof(c->peer));
+		req_reset(c);
+		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+		ev.data.ptr = c;
+		if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+			atomic_fetch_sub(&s->nconns, 1);
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = lp->conns;
+		if (lp->conns)
+			lp->conns->prev = c;
+		lp->conns = c;
+		lp->nconns++;
+	}
+}
+
+/* Responses handler threads finished. */
+static void drain_done(struct loop *lp, int64_t now)
+{
+	struct conn *c;
+	uint64_t v;
+
+	if (read(lp->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		vg_warn("server: eventfd read failed", "err", strerror(errno));
+	pthread_mutex_lock(&lp->mu);
+	c = lp->done;
+	lp->done = NULL;
+	pthread_mutex_unlock(&lp->mu);
+	while (c) {
+		struct conn *next = c->qnext;
+
+		finish_request(c, c->req_len);
+		if (serve(c, now))
+			conn_close(c);
+		c = next;
+	}
+}
+
+static void sweep(struct loop *lp, int64_t now)
+{
+	struct conn *c = lp->conns, *next;
+	int stopping = atomic_load(&lp->s->stopping);
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == C_BUSY)
+			continue;
+		if (stopping && c->state == C_READ && c->in.len == 0) {
+			conn_close(c); /* idle keep-alive connection */
+			continue;
+		}
+		if (!c->deadline || now < c->deadline)
+			continue;
+		if (c->state == C_READ && c->started && !c->close_after &&
+		    !c->out.len) {
+			reply_error(c, 408, "request not received in time");
+			if (serve(c, now))
+				conn_close(c);
+			continue;
+		}
+		conn_close(c);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *lp = arg;
+	struct srv *s = lp->s;
+	struct epoll_event evs[MAX_EVENTS];
+	int64_t last_sweep = now_ms(), drain_until = 0;
+	int listening = 1;
+
+	for (;;) {
+		int n = epoll_wait(lp->epfd, evs, MAX_EVENTS, SWEEP_MS);
+		int64_t now = now_ms();
+
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &s->listen_fd)
+				accept_all(lp, now);
+			else if (p == &lp->evfd)
+				drain_done(lp, now);
+			else
+				on_conn_event(p, evs[i].events, now);
+		}
+		if (atomic_load(&s->stopping)) {
+			if (listening) {
+				epoll_ctl(lp->epfd, EPOLL_CTL_DEL, s->listen_fd,
+					  NULL);
+				listening = 0;
+				drain_until = now + s->cfg.drain_timeout_ms;
+				last_sweep = 0;
+			}
+		}
+		if (now - last_sweep >= SWEEP_MS) {
+			sweep(lp, now);
+			last_sweep = now;
+		}
+		if (!listening) {
+			int busy = 0;
+
+			for (struct conn *c = lp->conns; c; c = c->next)
+				busy += c->state == C_BUSY;
+			if (lp->nconns == 0)
+				break;
+			if (now >= drain_until && !busy) {
+				while (lp->conns)
+					conn_close(lp->conns);
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up                                                               */
+/* ------------------------------------------------------------------ */
+
+static int split_addr(const char *addr, char *host, size_t hsize,
+		      char *port, size_t psize)
+{
+	const char *colon, *h = addr;
+	size_t hlen;
+
+	if (addr[0] == '[') {
+		const char *close_br = strchr(addr, ']');
+
+		if (!close_br || close_br[1] != ':')
+			return -1;
+		h = addr + 1;
+		hlen = (size_t)(close_br - h);
+		colon = close_br + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
+			return -1;
+		hlen = (size_t)(colon - addr);
+	}
+	if (hlen >= hsize || !colon[1] || strlen(colon + 1) >= psize)
+		return -1;
+	for (const char *p = colon + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memcpy(port, colon + 1, strlen(colon + 1) + 1);
+	return strtol(port, NULL, 10) > 65535 ? -1 : 0;
+}
+
+static int bind_listen(struct srv *s, struct vg_err *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[8];
+	int gai, fd = -1;
+
+	if (split_addr(s->cfg.addr, host, sizeof(host), port, sizeof(port)))
+		return vg_err_set(err, VG_CONFIG, "bad listen address \"%s\"",
+				  s->cfg.addr);
+	gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (gai)
+		return vg_err_set(err, VG_CONFIG, "resolve %s: %s",
+				  s->cfg.addr, gai_strerror(gai));
+	for (ai = res; ai; ai = ai->ai_next) {
+		int one = 1;
+
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 1024) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return vg_err_sys(err, VG_IO, "listen on %s", s->cfg.addr);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		close(fd);
+		return vg_err_sys(err, VG_IO, "getsockname");
+	}
+	s->listen_fd = fd;
+	s->port = ss.ss_family == AF_INET6 ?
+			  ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+			  ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return VG_OK;
+}
+
+int srv_new(const struct srv_config *cfg, const struct srv_ops *ops,
+	    void *ud, struct srv **out, struct vg_err *err)
+{
+	struct srv *s;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
+
+	*out = NULL;
+	if (!cfg->addr || !ops->handle)
+		return vg_err_set(err, VG_INVAL, "server: address and handler "
+						 "are required");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return vg_err_set(err, VG_NOMEM, "out of memory");
+	s->cfg = *cfg;
+	s->ops = *ops;
+	s->ud = ud;
+	s->listen_fd = -1;
+	if (s->cfg.loops <= 0)
+		s->cfg.loops = ncpu > 0 ? (int)ncpu : 1;
+	if (s->cfg.workers <= 0)
+		s->cfg.workers = 16;
+	if (s->cfg.max_conns <= 0)
+		s->cfg.max_conns = 4096;
+	if (!s->cfg.max_header)
+		s->cfg.max_header = 16 << 10;
+	if (!s->cfg.max_body)
+		s->cfg.max_body = 1 << 20;
+	if (s->cfg.request_timeout_ms <= 0)
+		s->cfg.request_timeout_ms = 10000;
+	if (s->cfg.idle_timeout_ms <= 0)
+		s->cfg.idle_timeout_ms = 60000;
+	if (s->cfg.drain_timeout_ms <= 0)
+		s->cfg.drain_timeout_ms = 20000;
+	pthread_mutex_init(&s->qmu, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	if ((rc = bind_listen(s, err)) != VG_OK) {
+		srv_free(s);
+		return rc;
+	}
+	*out = s;
+	return VG_OK;
+}
+
+int srv_port(const struct srv *s)
+{
+	return s->port;
+}
+
+static int loop_init(struct srv *s, struct loop *lp, struct vg_err *err)
+{
+	struct epoll_event ev = { 0 };
+
+	lp->s = s;
+	lp->evfd = -1;
+	pthread_mutex_init(&lp->mu, NULL);
+	lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (lp->epfd < 0)
+		return vg_err_sys(err, VG_IO, "epoll_create1");
+	lp->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lp->evfd < 0)
+		return vg_err_sys(err, VG_IO, "eventfd");
+	ev.events = EPOLLIN;
+	ev.data.ptr = &lp->evfd;
+	if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, lp->evfd, &ev))
+		return vg_err_sys(err, VG_IO, "epoll_ctl");
+	/* every loop waits on the one listening socket; EPOLLEXCLUSIVE
+	 * wakes one of them per connection instead of all */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = &s->listen_fd;
+	if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev))
+		return vg_err_sys(err, VG_IO, "epoll_ctl");
+	return VG_OK;
+}
+
+int srv_start(struct srv *s, struct vg_err *err)
+{
+	int rc;
+
+	if (s->started)
+		return vg_err_set(err, VG_INVAL, "server already started");
+	s->loops = calloc((size_t)s->cfg.loops, sizeof(*s->loops));
+	s->workers = calloc((size_t)s->cfg.workers, sizeof(*s->workers));
+	if (!s->loops || !s->workers)
+		return vg_err_set(err, VG_NOMEM, "out of memory");
+	s->started = 1;
+	for (int i = 0; i < s->cfg.workers; i++) {
+		if (pthread_create(&s->workers[i], NULL, worker_main, s))
+			return vg_err_sys(err, VG_IO, "pthread_create");
+		s->nworkers++;
+	}
+	for (int i = 0; i < s->cfg.loops; i++) {
+		if ((rc = loop_init(s, &s->loops[i], err)) != VG_OK) {
+			s->nloops = i + 1;
+			return rc;
+		}
+		s->nloops = i + 1;
+		if (pthread_create(&s->loops[i].th, NULL, loop_main,
+				   &s->loops[i]))
+			return vg_err_sys(err, VG_IO, "pthread_create");
+		s->loops[i].started = 1;
+	}
+	return VG_OK;
+}
+
+void srv_shutdown(struct srv *s)
+{
+	if (!s || !s->started)
+		return;
+	atomic_store(&s->stopping, 1);
+	for (int i = 0; i < s->nloops; i++) {
+		if (s->loops[i].started) {
+			uint64_t one = 1;
+
+			if (write(s->loops[i].evfd, &one, sizeof(one)) < 0) {
+				/* the loop wakes on its sweep anyway */
+			}
+			pthread_join(s->loops[i].th, NULL);
+			s->loops[i].started = 0;
+		}
+	}
+	pthread_mutex_lock(&s->qmu);
+	s->qstop = 1;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qmu);
+	for (int i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	s->nworkers = 0;
+	s->started = 0;
+}
+
+void srv_free(struct srv *s)
+{
+	if (!s)
+		return;
+	srv_shutdown(s);
+	for (int i = 0; i < s->nloops; i++) {
+		struct loop *lp = &s->loops[i];
+
+		while (lp->conns)
+			conn_close(lp->conns);
+		if (lp->epfd >= 0)
+			close(lp->epfd);
+		if (lp->evfd >= 0)
+			close(lp->evfd);
+		pthread_mutex_destroy(&lp->mu);
+	}
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->loops);
+	free(s->workers);
+	pthread_mutex_destroy(&s->qmu);
+	pthread_cond_destroy(&s->qcond);
+	free(s);
+}
