@@ -66,3 +66,27 @@ for n in 1 2; do
 	workers=()
 	redis-cli -p "$port" flushall >/dev/null
 done
+
+# The consumers alone: the queue filled first, then drained.
+for n in 1 2; do
+	"$load" --port "$port" --tasks "$tasks" --fill 1 >/dev/null
+	"$load" --port "$port" --tasks "$tasks" --drain 1 >"$tmp/drain.out" &
+	waiter=$!
+	workers=()
+	for _ in $(seq "$n"); do
+		VIGIL_REDIS_PORT=$port VIGIL_DB_PORT=1 VIGIL_LOG_LEVEL=warn \
+			"$build/bin/vigil-worker" --health-addr 127.0.0.1:0 \
+			--concurrency "$concurrency" --prefetch "$prefetch" \
+			2>>"$tmp/worker.log" &
+		workers+=($!)
+	done
+	wait "$waiter"
+	rate=$(sed -E 's/.*end_to_end_per_s=([0-9]+).*/\1/' "$tmp/drain.out")
+	printf '%-36s %12.0f tasks/s  (%.2fx lpush)\n' \
+		"vigil-worker x$n draining a full queue" "$rate" \
+		"$(awk -v a="$rate" -v b="$lpush" 'BEGIN {print a / b}')"
+	for p in "${workers[@]}"; do kill -TERM "$p"; done
+	for p in "${workers[@]}"; do wait "$p" || echo "worker exited $?"; done
+	workers=()
+	redis-cli -p "$port" flushall >/dev/null
+done

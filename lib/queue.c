@@ -16,29 +16,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MSGID_MAX 48
+#define MSGID_MAX     48
 #define PROMOTE_BATCH 512
-#define DLQ_PAGE 100
+#define DLQ_PAGE      100
 
 /* ------------------------------------------------------------------ */
 /* Scripts. KEYS are always tasks, delayed, wake, dlq. Every time is    */
 /* Redis's clock, so producers and consumers need not agree on theirs.  */
 /* ------------------------------------------------------------------ */
 
-#define LUA_NOW                                                              \
-	"local t = redis.call('TIME') "                                      \
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+#define LUA_NOW                                                            \
+	"local t = redis.call('TIME') "                                    \
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / " \
+	"1000) "
 
 /* Push the wake token when `member` became the earliest delayed task. */
-#define LUA_WAKE(member)                                                     \
-	"local first = redis.call('ZRANGE', KEYS[2], 0, 0) "                 \
-	"if first[1] == " member " then "                                    \
+#define LUA_WAKE(member)                                     \
+	"local first = redis.call('ZRANGE', KEYS[2], 0, 0) " \
+	"if first[1] == " member " then "                    \
 	"redis.call('DEL', KEYS[3]) redis.call('RPUSH', KEYS[3], '1') end "
 
 /* Is ARGV[idx] still pending and held by consumer `who`? */
-#define LUA_HELD                                                             \
-	"local function held(id, who) "                                      \
-	"local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) "     \
+#define LUA_HELD                                                         \
+	"local function held(id, who) "                                  \
+	"local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) " \
 	"return #p > 0 and p[1][2] == who end "
 
 enum script_id {
@@ -95,7 +96,7 @@ static const char *const scripts[S_COUNT] = {
 	"if #nxt > 0 then wait = math.max(0, tonumber(nxt[2]) - now) end "
 	"return {#due, wait}",
 	/* ARGV: group, consumer, min idle, cursor, count
-	 * -> {cursor, {{id, fields, deliveries}...}} */
+         * -> {cursor, {{id, fields, deliveries}...}} */
 	[S_RECLAIM] =
 		"local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], "
 		"ARGV[3], ARGV[4], 'COUNT', ARGV[5]) "
@@ -197,10 +198,10 @@ static void new_task_id(char out[VG_QUEUE_ID_LEN + 1])
 	if (random_bytes(b, sizeof(b)) < 0) {
 		/* no entropy source: time, pid and a counter stay unique */
 		static atomic_ulong seq;
-		unsigned long long v[2] = { (unsigned long long)now_ms() ^
-						    ((unsigned long long)getpid()
-						     << 40),
-					    atomic_fetch_add(&seq, 1) };
+		unsigned long long v[2] = {
+			(unsigned long long)now_ms() ^
+				((unsigned long long)getpid() << 40),
+			atomic_fetch_add(&seq, 1)};
 		memcpy(b, v, sizeof(b));
 	}
 	for (size_t i = 0; i < sizeof(b); i++) {
@@ -226,11 +227,10 @@ static char *make_key(const char *prefix, const char *name)
 }
 
 int vg_queue_new(const struct vg_queue_opts *o, struct vg_queue **out,
-		 struct vg_err *err)
+                 struct vg_err *err)
 {
 	static atomic_uint seq;
-	static const char *const names[4] = { "tasks", "delayed", "wake",
-					      "dlq" };
+	static const char *const names[4] = {"tasks", "delayed", "wake", "dlq"};
 	struct vg_queue *q = NULL;
 	char host[64], consumer[128];
 
@@ -243,20 +243,19 @@ int vg_queue_new(const struct vg_queue_opts *o, struct vg_queue **out,
 		    o->types[i].backoff_base_ms < 0 ||
 		    o->types[i].backoff_max_ms < o->types[i].backoff_base_ms)
 			return vg_err_set(err, VG_INVAL,
-					  "queue: invalid policy of type %s",
-					  o->types[i].name ? o->types[i].name
-							   : "(null)");
+			                  "queue: invalid policy of type %s",
+			                  o->types[i].name ? o->types[i].name
+			                                   : "(null)");
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		goto nomem;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "worker");
 	host[sizeof(host) - 1] = '\0';
-	snprintf(consumer, sizeof(consumer), "%s-%ld-%u", host,
-		 (long)getpid(), atomic_fetch_add(&seq, 1));
+	snprintf(consumer, sizeof(consumer), "%s-%ld-%u", host, (long)getpid(),
+	         atomic_fetch_add(&seq, 1));
 	q->host = dup_or(o->host, "127.0.0.1");
-	q->password = o->password && *o->password ? strdup(o->password)
-						  : NULL;
+	q->password = o->password && *o->password ? strdup(o->password) : NULL;
 	q->group = dup_or(o->group, "workers");
 	q->consumer = dup_or(o->consumer, consumer);
 	if (!q->host || !q->group || !q->consumer ||
@@ -264,14 +263,14 @@ int vg_queue_new(const struct vg_queue_opts *o, struct vg_queue **out,
 		goto nomem;
 	for (int i = 0; i < 4; i++)
 		if (!(q->keys[i] = make_key(o->prefix && *o->prefix ? o->prefix
-								    : "vigil",
-					    names[i])))
+		                                                    : "vigil",
+		                            names[i])))
 			goto nomem;
 	q->port = o->port ? o->port : 6379;
 	q->db = o->db;
 	q->vis_ms = o->visibility_timeout_ms ? o->visibility_timeout_ms : 30000;
-	q->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
-						  : 2000;
+	q->connect_ms =
+		o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000;
 	q->cmd_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : 5000;
 	q->types = o->types;
 	q->ntypes = o->ntypes;
@@ -310,7 +309,7 @@ const char *vg_queue_consumer(const struct vg_queue *q)
 }
 
 const struct vg_queue_type *vg_queue_type_find(const struct vg_queue *q,
-					       const char *type)
+                                               const char *type)
 {
 	for (size_t i = 0; i < q->ntypes; i++)
 		if (strcmp(q->types[i].name, type) == 0)
@@ -319,7 +318,7 @@ const struct vg_queue_type *vg_queue_type_find(const struct vg_queue *q,
 }
 
 long long vg_queue_backoff_ms(const struct vg_queue_type *t, int attempt,
-			      uint32_t rnd)
+                              uint32_t rnd)
 {
 	long long d = t->backoff_base_ms, half;
 
@@ -346,10 +345,9 @@ static void drop(struct vg_queue *q)
 
 static int io_error(struct vg_queue *q, struct vg_err *err, const char *what)
 {
-	int rc = vg_err_set(err, VG_IO, "redis %s:%d: %s: %s", q->host,
-			    q->port, what,
-			    q->c && q->c->errstr[0] ? q->c->errstr
-						    : "connection lost");
+	int rc = vg_err_set(
+		err, VG_IO, "redis %s:%d: %s: %s", q->host, q->port, what,
+		q->c && q->c->errstr[0] ? q->c->errstr : "connection lost");
 
 	drop(q);
 	return rc;
@@ -357,7 +355,7 @@ static int io_error(struct vg_queue *q, struct vg_err *err, const char *what)
 
 static int set_timeout(struct vg_queue *q, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	if (q->timeout_ms == ms)
 		return 0;
@@ -368,7 +366,7 @@ static int set_timeout(struct vg_queue *q, int ms)
 }
 
 static int reply_error(const redisReply *r, struct vg_err *err,
-		       const char *what)
+                       const char *what)
 {
 	int code = VG_REDIS;
 
@@ -376,9 +374,9 @@ static int reply_error(const redisReply *r, struct vg_err *err,
 	    strncmp(r->str, "WRONGPASS", 9) == 0)
 		code = VG_UNAUTHORIZED;
 	else if (strncmp(r->str, "LOADING", 7) == 0 ||
-		 strncmp(r->str, "BUSY", 4) == 0 ||
-		 strncmp(r->str, "MASTERDOWN", 10) == 0 ||
-		 strncmp(r->str, "TRYAGAIN", 8) == 0)
+	         strncmp(r->str, "BUSY", 4) == 0 ||
+	         strncmp(r->str, "MASTERDOWN", 10) == 0 ||
+	         strncmp(r->str, "TRYAGAIN", 8) == 0)
 		code = VG_AGAIN;
 	return vg_err_set(err, code, "redis %s: %.*s", what, 200, r->str);
 }
@@ -389,7 +387,7 @@ static int load_scripts(struct vg_queue *q, struct vg_err *err)
 	int rc = VG_OK;
 
 	for (int i = 0; i < S_COUNT; i++) {
-		const char *argv[] = { "SCRIPT", "LOAD", scripts[i] };
+		const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
 
 		if (redisAppendCommandArgv(q->c, 3, argv, NULL) != REDIS_OK)
 			return io_error(q, err, "script load");
@@ -401,10 +399,10 @@ static int load_scripts(struct vg_queue *q, struct vg_err *err)
 			memcpy(q->sha[i], r->str, 41);
 		else if (rc == VG_OK)
 			rc = r->type == REDIS_REPLY_ERROR
-				     ? reply_error(r, err, "script load")
-				     : vg_err_set(err, VG_REDIS,
-						  "redis script load: "
-						  "unexpected reply");
+			             ? reply_error(r, err, "script load")
+			             : vg_err_set(err, VG_REDIS,
+			                          "redis script load: "
+			                          "unexpected reply");
 		freeReplyObject(r);
 	}
 	return rc;
@@ -414,8 +412,8 @@ static int load_scripts(struct vg_queue *q, struct vg_err *err)
  * scripts. */
 static int connect_redis(struct vg_queue *q, struct vg_err *err)
 {
-	struct timeval tv = { q->connect_ms / 1000,
-			      (q->connect_ms % 1000) * 1000 };
+	struct timeval tv = {q->connect_ms / 1000,
+	                     (q->connect_ms % 1000) * 1000};
 	redisReply *r;
 	int rc;
 
@@ -429,14 +427,13 @@ static int connect_redis(struct vg_queue *q, struct vg_err *err)
 	    redisEnableKeepAlive(q->c) != REDIS_OK)
 		return io_error(q, err, "socket options");
 	if (q->password) {
-		const char *argv[] = { "AUTH", q->password };
+		const char *argv[] = {"AUTH", q->password};
 
 		r = redisCommandArgv(q->c, 2, argv, NULL);
 		if (!r)
 			return io_error(q, err, "auth");
-		rc = r->type == REDIS_REPLY_ERROR
-			     ? reply_error(r, err, "auth")
-			     : VG_OK;
+		rc = r->type == REDIS_REPLY_ERROR ? reply_error(r, err, "auth")
+		                                  : VG_OK;
 		freeReplyObject(r);
 		if (rc != VG_OK) {
 			drop(q);
@@ -445,15 +442,15 @@ static int connect_redis(struct vg_queue *q, struct vg_err *err)
 	}
 	if (q->db) {
 		char db[16];
-		const char *argv[] = { "SELECT", db };
+		const char *argv[] = {"SELECT", db};
 
 		snprintf(db, sizeof(db), "%d", q->db);
 		r = redisCommandArgv(q->c, 2, argv, NULL);
 		if (!r)
 			return io_error(q, err, "select");
 		rc = r->type == REDIS_REPLY_ERROR
-			     ? reply_error(r, err, "select")
-			     : VG_OK;
+		             ? reply_error(r, err, "select")
+		             : VG_OK;
 		freeReplyObject(r);
 		if (rc != VG_OK) {
 			drop(q);
@@ -461,16 +458,16 @@ static int connect_redis(struct vg_queue *q, struct vg_err *err)
 		}
 	}
 	{
-		const char *argv[] = { "XGROUP", "CREATE", q->keys[0],
-				       q->group, "0", "MKSTREAM" };
+		const char *argv[] = {"XGROUP", "CREATE", q->keys[0],
+		                      q->group, "0",      "MKSTREAM"};
 
 		r = redisCommandArgv(q->c, 6, argv, NULL);
 		if (!r)
 			return io_error(q, err, "create group");
 		rc = r->type == REDIS_REPLY_ERROR &&
-				     strncmp(r->str, "BUSYGROUP", 9) != 0
-			     ? reply_error(r, err, "create group")
-			     : VG_OK;
+		                     strncmp(r->str, "BUSYGROUP", 9) != 0
+		             ? reply_error(r, err, "create group")
+		             : VG_OK;
 		freeReplyObject(r);
 		if (rc != VG_OK) {
 			drop(q);
@@ -491,7 +488,7 @@ static int ensure(struct vg_queue *q, struct vg_err *err)
 /* One command; *out is the reply (not an error reply) for the caller to
  * free. */
 static int command(struct vg_queue *q, int argc, const char **argv,
-		   const size_t *lens, redisReply **out, struct vg_err *err)
+                   const size_t *lens, redisReply **out, struct vg_err *err)
 {
 	redisReply *r;
 	int rc;
@@ -521,7 +518,7 @@ struct call {
 };
 
 static int call_init(struct call *c, struct vg_queue *q, enum script_id s,
-		     int nargs)
+                     int nargs)
 {
 	c->cap = 7 + nargs;
 	c->argc = 0;
@@ -571,7 +568,7 @@ static int is_noscript(const redisReply *r)
 /* Run a script call; reloads the scripts once on NOSCRIPT (a restarted
  * or flushed server). The sha slot of the call is refreshed. */
 static int run_call(struct vg_queue *q, struct call *c, enum script_id s,
-		    redisReply **out, struct vg_err *err)
+                    redisReply **out, struct vg_err *err)
 {
 	redisReply *r;
 	int rc;
@@ -606,7 +603,7 @@ static int run_call(struct vg_queue *q, struct call *c, enum script_id s,
 
 int vg_queue_ping(struct vg_queue *q, struct vg_err *err)
 {
-	const char *argv[] = { "PING" };
+	const char *argv[] = {"PING"};
 	redisReply *r;
 	int rc = command(q, 1, argv, NULL, &r, err);
 
@@ -666,7 +663,7 @@ void vg_task_free(struct vg_task *t)
 
 /* A string member: "" when absent; VG_PARSE when not a string. */
 static int get_str(json_t *root, const char *key, const char **out,
-		   struct vg_err *err)
+                   struct vg_err *err)
 {
 	json_t *v = json_object_get(root, key);
 
@@ -675,13 +672,13 @@ static int get_str(json_t *root, const char *key, const char **out,
 		return VG_OK;
 	if (!json_is_string(v))
 		return vg_err_set(err, VG_PARSE,
-				  "task envelope: \"%s\" is not a string", key);
+		                  "task envelope: \"%s\" is not a string", key);
 	*out = json_string_value(v);
 	return VG_OK;
 }
 
-static int get_int(json_t *root, const char *key, long long max,
-		   long long *out, struct vg_err *err)
+static int get_int(json_t *root, const char *key, long long max, long long *out,
+                   struct vg_err *err)
 {
 	json_t *v = json_object_get(root, key);
 
@@ -691,15 +688,15 @@ static int get_int(json_t *root, const char *key, long long max,
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 	    json_integer_value(v) > max)
 		return vg_err_set(err, VG_PARSE,
-				  "task envelope: \"%s\" is not an integer "
-				  "in [0, %lld]",
-				  key, max);
+		                  "task envelope: \"%s\" is not an integer "
+		                  "in [0, %lld]",
+		                  key, max);
 	*out = json_integer_value(v);
 	return VG_OK;
 }
 
 int vg_task_decode(const char *data, size_t len, struct vg_task **out,
-		   struct vg_err *err)
+                   struct vg_err *err)
 {
 	const long long max_ms = 1LL << 53;
 	struct vg_task *t = NULL;
@@ -710,13 +707,13 @@ int vg_task_decode(const char *data, size_t len, struct vg_task **out,
 	*out = NULL;
 	if (len > VG_QUEUE_MAX_TASK)
 		return vg_err_set(err, VG_TOOLARGE,
-				  "task envelope of %zu bytes exceeds %zu", len,
-				  VG_QUEUE_MAX_TASK);
+		                  "task envelope of %zu bytes exceeds %zu", len,
+		                  VG_QUEUE_MAX_TASK);
 	rc = vg_json_loadb(data, len, VG_QUEUE_MAX_TASK, &root, err);
 	if (rc != VG_OK) {
 		if (rc == VG_PARSE)
 			vg_err_set(err, VG_PARSE, "task envelope: %s",
-				   err ? err->msg : "not JSON");
+			           err ? err->msg : "not JSON");
 		return rc;
 	}
 	t = calloc(1, sizeof(*t));
@@ -727,54 +724,52 @@ int vg_task_decode(const char *data, size_t len, struct vg_task **out,
 	t->root_ = root;
 	if (!json_is_object(root)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: not a JSON object");
+		                "task envelope: not a JSON object");
 		goto fail;
 	}
 	if ((rc = get_int(root, "v", 1000, &v, err)) != VG_OK)
 		goto fail;
 	if (v != 1) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: unsupported version %lld", v);
+		                "task envelope: unsupported version %lld", v);
 		goto fail;
 	}
 	if ((rc = get_str(root, "id", &t->id, err)) != VG_OK ||
 	    (rc = get_str(root, "type", &t->type, err)) != VG_OK ||
 	    (rc = get_str(root, "tenant", &t->tenant, err)) != VG_OK ||
-	    (rc = get_str(root, "request_id", &t->request_id, err)) !=
-		    VG_OK ||
-	    (rc = get_str(root, "last_error", &t->last_error, err)) !=
-		    VG_OK ||
+	    (rc = get_str(root, "request_id", &t->request_id, err)) != VG_OK ||
+	    (rc = get_str(root, "last_error", &t->last_error, err)) != VG_OK ||
 	    (rc = get_int(root, "attempts", 1000000, &attempts, err)) !=
-		    VG_OK ||
-	    (rc = get_int(root, "enqueued_at", max_ms, &t->enqueued_ms,
-			  err)) != VG_OK ||
+	            VG_OK ||
+	    (rc = get_int(root, "enqueued_at", max_ms, &t->enqueued_ms, err)) !=
+	            VG_OK ||
 	    (rc = get_int(root, "first_attempt_at", max_ms,
-			  &t->first_attempt_ms, err)) != VG_OK ||
-	    (rc = get_int(root, "last_attempt_at", max_ms,
-			  &t->last_attempt_ms, err)) != VG_OK)
+	                  &t->first_attempt_ms, err)) != VG_OK ||
+	    (rc = get_int(root, "last_attempt_at", max_ms, &t->last_attempt_ms,
+	                  err)) != VG_OK)
 		goto fail;
 	t->attempts = (int)attempts;
 	if (!valid_id(t->id)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: missing or malformed \"id\"");
+		                "task envelope: missing or malformed \"id\"");
 		goto fail;
 	}
 	if (!valid_type(t->type)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: missing or malformed \"type\"");
+		                "task envelope: missing or malformed \"type\"");
 		goto fail;
 	}
 	if (!valid_token(t->tenant, VG_QUEUE_TENANT_MAX) ||
 	    !valid_token(t->request_id, VG_QUEUE_REQUEST_ID_MAX)) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: malformed \"tenant\" or "
-				"\"request_id\"");
+		                "task envelope: malformed \"tenant\" or "
+		                "\"request_id\"");
 		goto fail;
 	}
 	t->payload = json_object_get(root, "payload");
 	if (!t->payload) {
 		rc = vg_err_set(err, VG_PARSE,
-				"task envelope: missing \"payload\"");
+		                "task envelope: missing \"payload\"");
 		goto fail;
 	}
 	*out = t;
@@ -823,18 +818,18 @@ int vg_task_encode(const struct vg_task *t, struct vg_buf *out)
 		rc = append_kv_str(out, "request_id", t->request_id);
 	if (!rc)
 		rc = vg_buf_appendf(out,
-				    ",\"attempts\":%d,\"enqueued_at\":%lld,"
-				    "\"first_attempt_at\":%lld,"
-				    "\"last_attempt_at\":%lld,\"last_error\":",
-				    t->attempts, t->enqueued_ms,
-				    t->first_attempt_ms, t->last_attempt_ms);
+		                    ",\"attempts\":%d,\"enqueued_at\":%lld,"
+		                    "\"first_attempt_at\":%lld,"
+		                    "\"last_attempt_at\":%lld,\"last_error\":",
+		                    t->attempts, t->enqueued_ms,
+		                    t->first_attempt_ms, t->last_attempt_ms);
 	if (!rc)
 		rc = vg_json_escape(out, e, utf8_prefix(e, VG_QUEUE_ERROR_MAX));
 	if (!rc)
 		rc = vg_buf_append_str(out, ",\"payload\":");
 	if (!rc)
 		rc = vg_json_dumps(t->payload, JSON_COMPACT | JSON_ENCODE_ANY,
-				   out);
+		                   out);
 	if (!rc)
 		rc = vg_buf_append_byte(out, '}');
 	if (rc) {
@@ -850,21 +845,21 @@ int vg_task_encode(const struct vg_task *t, struct vg_buf *out)
 /* ------------------------------------------------------------------ */
 
 static int encode_msg(struct vg_queue_msg *m, struct vg_buf *b,
-		      struct vg_err *err)
+                      struct vg_err *err)
 {
-	struct vg_task t = { 0 };
+	struct vg_task t = {0};
 	int rc;
 
 	if (!valid_type(m->type))
 		return vg_err_set(err, VG_INVAL, "enqueue: invalid type \"%s\"",
-				  m->type ? m->type : "(null)");
+		                  m->type ? m->type : "(null)");
 	if (!m->payload)
 		return vg_err_set(err, VG_INVAL, "enqueue: no payload");
 	if (!valid_token(m->request_id ? m->request_id : "",
-			 VG_QUEUE_REQUEST_ID_MAX) ||
+	                 VG_QUEUE_REQUEST_ID_MAX) ||
 	    !valid_token(m->tenant ? m->tenant : "", VG_QUEUE_TENANT_MAX))
 		return vg_err_set(err, VG_INVAL,
-				  "enqueue: malformed request id or tenant");
+		                  "enqueue: malformed request id or tenant");
 	new_task_id(m->id);
 	t.id = m->id;
 	t.type = m->type;
@@ -878,26 +873,26 @@ static int encode_msg(struct vg_queue_msg *m, struct vg_buf *b,
 		rc = VG_TOOLARGE;
 	if (rc != VG_OK)
 		return vg_err_set(err, rc, "enqueue %s: %s%s", m->type,
-				  vg_strerror(rc),
-				  rc == VG_TOOLARGE ? " (task envelope)" : "");
+		                  vg_strerror(rc),
+		                  rc == VG_TOOLARGE ? " (task envelope)" : "");
 	return VG_OK;
 }
 
 int vg_queue_enqueue_after(struct vg_queue *q, struct vg_queue_msg *m,
-			   long long delay_ms, struct vg_err *err)
+                           long long delay_ms, struct vg_err *err)
 {
 	m->delay_ms = delay_ms;
 	return vg_queue_enqueue_many(q, m, 1, err);
 }
 
 int vg_queue_enqueue(struct vg_queue *q, struct vg_queue_msg *m,
-		     struct vg_err *err)
+                     struct vg_err *err)
 {
 	return vg_queue_enqueue_many(q, m, 1, err);
 }
 
-int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m,
-			  size_t n, struct vg_err *err)
+int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m, size_t n,
+                          struct vg_err *err)
 {
 	struct vg_buf *bufs = NULL;
 	redisReply *r = NULL;
@@ -926,24 +921,29 @@ int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m,
 
 		if (m[i].delay_ms > 0) {
 			/* EVAL with the text: no NOSCRIPT inside a pipeline */
-			const char *argv[] = { "EVAL", scripts[S_DELAY], "4",
-					       q->keys[0], q->keys[1],
-					       q->keys[2], q->keys[3], delay,
-					       bufs[i].data };
-			size_t lens[] = { 4, strlen(scripts[S_DELAY]), 1,
-					  strlen(q->keys[0]),
-					  strlen(q->keys[1]),
-					  strlen(q->keys[2]),
-					  strlen(q->keys[3]), 0, bufs[i].len };
+			const char *argv[] = {"EVAL",      scripts[S_DELAY],
+			                      "4",         q->keys[0],
+			                      q->keys[1],  q->keys[2],
+			                      q->keys[3],  delay,
+			                      bufs[i].data};
+			size_t lens[] = {4,
+			                 strlen(scripts[S_DELAY]),
+			                 1,
+			                 strlen(q->keys[0]),
+			                 strlen(q->keys[1]),
+			                 strlen(q->keys[2]),
+			                 strlen(q->keys[3]),
+			                 0,
+			                 bufs[i].len};
 
-			lens[7] = (size_t)snprintf(delay, sizeof(delay),
-						   "%lld", m[i].delay_ms);
+			lens[7] = (size_t)snprintf(delay, sizeof(delay), "%lld",
+			                           m[i].delay_ms);
 			ok = redisAppendCommandArgv(q->c, 9, argv, lens);
 		} else {
-			const char *argv[] = { "XADD", q->keys[0], "*", "e",
-					       bufs[i].data };
-			size_t lens[] = { 4, strlen(q->keys[0]), 1, 1,
-					  bufs[i].len };
+			const char *argv[] = {"XADD", q->keys[0], "*", "e",
+			                      bufs[i].data};
+			size_t lens[] = {4, strlen(q->keys[0]), 1, 1,
+			                 bufs[i].len};
 
 			ok = redisAppendCommandArgv(q->c, 5, argv, lens);
 		}
@@ -976,8 +976,8 @@ out:
 /* Move the stream entry `msgid` to the dead letters: an envelope `env`
  * or else the raw bytes. Only when this consumer still holds it. */
 static int bury(struct vg_queue *q, const char *msgid, const char *env,
-		size_t env_len, const char *raw, size_t raw_len,
-		const char *error, int *buried, struct vg_err *err)
+                size_t env_len, const char *raw, size_t raw_len,
+                const char *error, int *buried, struct vg_err *err)
 {
 	struct call c;
 	redisReply *r;
@@ -1000,7 +1000,7 @@ static int bury(struct vg_queue *q, const char *msgid, const char *env,
 }
 
 static void report_dead(struct vg_queue *q, const char *type,
-			const char *request_id, const char *error)
+                        const char *request_id, const char *error)
 {
 	if (q->on_dead)
 		q->on_dead(q->on_dead_ctx, type, request_id, error);
@@ -1020,7 +1020,7 @@ static const redisReply *field(const redisReply *fields, const char *name)
 }
 
 static void encode_dead(const struct vg_task *t, const char *error,
-			struct vg_buf *b)
+                        struct vg_buf *b)
 {
 	struct vg_task d = *t;
 
@@ -1036,11 +1036,11 @@ static void encode_dead(const struct vg_task *t, const char *error,
  * for a later claim when Redis failed).
  */
 static struct vg_task *accept_entry(struct vg_queue *q, const char *msgid,
-				    const redisReply *fields,
-				    long long deliveries, long long now)
+                                    const redisReply *fields,
+                                    long long deliveries, long long now)
 {
 	const redisReply *e = field(fields, "e");
-	struct vg_err derr = { 0 }, rerr = { 0 };
+	struct vg_err derr = {0}, rerr = {0};
 	struct vg_task *t = NULL;
 	const struct vg_queue_type *type;
 	char error[VG_QUEUE_ERROR_MAX];
@@ -1070,21 +1070,20 @@ static struct vg_task *accept_entry(struct vg_queue *q, const char *msgid,
 	error[0] = '\0';
 	if (q->ntypes && !type)
 		snprintf(error, sizeof(error), "unknown task type \"%s\"",
-			 t->type);
+		         t->type);
 	else if (type && t->attempt > type->max_attempts)
 		snprintf(error, sizeof(error),
-			 "gave up after %d attempts: the worker holding it "
-			 "stopped (visibility timeout) %d time(s); last "
-			 "error: %s",
-			 t->attempt - 1, t->deliveries - 1,
-			 t->last_error[0] ? t->last_error : "none");
+		         "gave up after %d attempts: the worker holding it "
+		         "stopped (visibility timeout) %d time(s); last "
+		         "error: %s",
+		         t->attempt - 1, t->deliveries - 1,
+		         t->last_error[0] ? t->last_error : "none");
 	if (!error[0])
 		return t;
 	vg_buf_init(&b, 0);
 	t->attempt--; /* this delivery is no attempt */
 	encode_dead(t, error, &b);
-	if (bury(q, msgid, b.data, b.len, NULL, 0, error, NULL, &rerr) ==
-	    VG_OK)
+	if (bury(q, msgid, b.data, b.len, NULL, 0, error, NULL, &rerr) == VG_OK)
 		report_dead(q, t->type, t->request_id, error);
 	vg_buf_cleanup(&b);
 	vg_task_free(t);
@@ -1094,7 +1093,7 @@ static struct vg_task *accept_entry(struct vg_queue *q, const char *msgid,
 /* Collect entries [[id, fields], ...] (deliveries 1) or, for reclaim,
  * [[id, fields, deliveries], ...]. */
 static void accept_entries(struct vg_queue *q, const redisReply *entries,
-			   struct vg_task **tasks, int max, int *n)
+                           struct vg_task **tasks, int max, int *n)
 {
 	long long now = now_ms();
 
@@ -1112,14 +1111,14 @@ static void accept_entries(struct vg_queue *q, const redisReply *entries,
 		    e->element[2]->type == REDIS_REPLY_INTEGER)
 			deliveries = e->element[2]->integer;
 		t = accept_entry(q, e->element[0]->str, e->element[1],
-				 deliveries, now);
+		                 deliveries, now);
 		if (t)
 			tasks[(*n)++] = t;
 	}
 }
 
-static int reclaim(struct vg_queue *q, struct vg_task **tasks, int max,
-		   int *n, struct vg_err *err)
+static int reclaim(struct vg_queue *q, struct vg_task **tasks, int max, int *n,
+                   struct vg_err *err)
 {
 	char idle[24], count[24];
 	struct call c;
@@ -1142,7 +1141,7 @@ static int reclaim(struct vg_queue *q, struct vg_task **tasks, int max,
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
 	    r->element[0]->type == REDIS_REPLY_STRING) {
 		snprintf(q->cursor, sizeof(q->cursor), "%s",
-			 r->element[0]->str);
+		         r->element[0]->str);
 		accept_entries(q, r->element[1], tasks, max, n);
 	} else {
 		snprintf(q->cursor, sizeof(q->cursor), "0-0");
@@ -1171,8 +1170,7 @@ static int append_acks(struct vg_queue *q, struct call *c)
 
 /* Read the reply to a pipelined ack. *noscript: the scripts must be
  * loaded again and the acks resent (they stay pending). */
-static int read_ack_reply(struct vg_queue *q, int *noscript,
-			  struct vg_err *err)
+static int read_ack_reply(struct vg_queue *q, int *noscript, struct vg_err *err)
 {
 	redisReply *r = NULL;
 	int rc = VG_OK;
@@ -1243,7 +1241,7 @@ int vg_queue_ack_later(struct vg_queue *q, const struct vg_task *t)
 }
 
 int vg_queue_ack(struct vg_queue *q, const struct vg_task *t,
-		 struct vg_err *err)
+                 struct vg_err *err)
 {
 	if (vg_queue_ack_later(q, t) != VG_OK)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
@@ -1251,16 +1249,16 @@ int vg_queue_ack(struct vg_queue *q, const struct vg_task *t,
 }
 
 int vg_queue_claim(struct vg_queue *q, struct vg_task **tasks, int max,
-		   int block_ms, int *n, struct vg_err *err)
+                   int block_ms, int *n, struct vg_err *err)
 {
 	char count[24], block[24];
-	const char *blocking[] = { "XREADGROUP", "GROUP", q->group,
-				   q->consumer, "COUNT", count, "BLOCK",
-				   block, "STREAMS", q->keys[0], ">" };
+	const char *blocking[] = {
+		"XREADGROUP", "GROUP", q->group,  q->consumer, "COUNT", count,
+		"BLOCK",      block,   "STREAMS", q->keys[0],  ">"};
 	/* BLOCK 0 would wait forever: without blocking, leave it out */
-	const char *polling[] = { "XREADGROUP", "GROUP", q->group,
-				  q->consumer, "COUNT", count, "STREAMS",
-				  q->keys[0], ">" };
+	const char *polling[] = {"XREADGROUP", "GROUP",    q->group,
+	                         q->consumer,  "COUNT",    count,
+	                         "STREAMS",    q->keys[0], ">"};
 	struct call acks;
 	int has_acks = 0, noscript = 0;
 	redisReply *r = NULL;
@@ -1293,8 +1291,8 @@ int vg_queue_claim(struct vg_queue *q, struct vg_task **tasks, int max,
 	snprintf(count, sizeof(count), "%d", max);
 	snprintf(block, sizeof(block), "%d", block_ms);
 	if (redisAppendCommandArgv(q->c, block_ms > 0 ? 11 : 9,
-				   block_ms > 0 ? blocking : polling,
-				   NULL) != REDIS_OK) {
+	                           block_ms > 0 ? blocking : polling,
+	                           NULL) != REDIS_OK) {
 		rc = io_error(q, err, "claim");
 		goto out;
 	}
@@ -1336,8 +1334,8 @@ out:
 }
 
 static int run_simple(struct vg_queue *q, enum script_id s, int nargs,
-		      const char *const *args, const size_t *lens,
-		      long long *result, struct vg_err *err)
+                      const char *const *args, const size_t *lens,
+                      long long *result, struct vg_err *err)
 {
 	struct call c;
 	redisReply *r;
@@ -1356,8 +1354,8 @@ static int run_simple(struct vg_queue *q, enum script_id s, int nargs,
 }
 
 int vg_queue_fail(struct vg_queue *q, const struct vg_task *t, int permanent,
-		  const char *error, int *outcome, long long *delay_ms,
-		  struct vg_err *err)
+                  const char *error, int *outcome, long long *delay_ms,
+                  struct vg_err *err)
 {
 	const struct vg_queue_type *type = vg_queue_type_find(q, t->type);
 	char msg[VG_QUEUE_ERROR_MAX], delay[24];
@@ -1380,13 +1378,13 @@ int vg_queue_fail(struct vg_queue *q, const struct vg_task *t, int permanent,
 		int buried = 0;
 
 		rc = bury(q, t->msgid, b.data, b.len, NULL, 0, msg, &buried,
-			  err);
+		          err);
 		done = buried;
 	} else {
-		const char *args[5] = { q->group, t->consumer, t->msgid,
-					delay, b.data };
-		size_t lens[5] = { strlen(q->group), strlen(t->consumer),
-				   strlen(t->msgid), 0, b.len };
+		const char *args[5] = {q->group, t->consumer, t->msgid, delay,
+		                       b.data};
+		size_t lens[5] = {strlen(q->group), strlen(t->consumer),
+		                  strlen(t->msgid), 0, b.len};
 
 		random_bytes(&rnd, sizeof(rnd));
 		d = vg_queue_backoff_ms(type, t->attempt, rnd);
@@ -1397,15 +1395,16 @@ int vg_queue_fail(struct vg_queue *q, const struct vg_task *t, int permanent,
 	if (rc != VG_OK)
 		return rc;
 	if (outcome)
-		*outcome = !done ? VG_QUEUE_LOST
-				 : dead ? VG_QUEUE_DEAD : VG_QUEUE_RETRIED;
+		*outcome = !done  ? VG_QUEUE_LOST
+		           : dead ? VG_QUEUE_DEAD
+		                  : VG_QUEUE_RETRIED;
 	if (delay_ms)
 		*delay_ms = dead ? 0 : d;
 	return VG_OK;
 }
 
-int vg_queue_release(struct vg_queue *q, struct vg_task *const *tasks,
-		     size_t n, struct vg_err *err)
+int vg_queue_release(struct vg_queue *q, struct vg_task *const *tasks, size_t n,
+                     struct vg_err *err)
 {
 	struct vg_buf *bufs;
 	struct call c;
@@ -1445,7 +1444,7 @@ int vg_queue_release(struct vg_queue *q, struct vg_task *const *tasks,
 }
 
 int vg_queue_touch(struct vg_queue *q, const struct vg_task *const *tasks,
-		   size_t n, struct vg_err *err)
+                   size_t n, struct vg_err *err)
 {
 	struct call c;
 	redisReply *r = NULL;
@@ -1471,7 +1470,7 @@ int vg_queue_touch(struct vg_queue *q, const struct vg_task *const *tasks,
 /* ------------------------------------------------------------------ */
 
 int vg_queue_promote(struct vg_queue *q, int max, int *moved,
-		     long long *next_ms, struct vg_err *err)
+                     long long *next_ms, struct vg_err *err)
 {
 	char count[24];
 	struct call c;
@@ -1501,11 +1500,11 @@ int vg_queue_promote(struct vg_queue *q, int max, int *moved,
 }
 
 int vg_queue_schedule(struct vg_queue *q, int max_wait_ms, int *moved,
-		      struct vg_err *err)
+                      struct vg_err *err)
 {
 	long long next = -1, wait;
 	char secs[32];
-	const char *argv[] = { "BLPOP", q->keys[2], secs };
+	const char *argv[] = {"BLPOP", q->keys[2], secs};
 	redisReply *r;
 	int rc, m = 0, total = 0;
 
@@ -1528,8 +1527,7 @@ int vg_queue_schedule(struct vg_queue *q, int max_wait_ms, int *moved,
 	r = redisCommandArgv(q->c, 3, argv, NULL);
 	if (!r)
 		return io_error(q, err, "wait");
-	rc = r->type == REDIS_REPLY_ERROR ? reply_error(r, err, "wait")
-					  : VG_OK;
+	rc = r->type == REDIS_REPLY_ERROR ? reply_error(r, err, "wait") : VG_OK;
 	freeReplyObject(r);
 	return rc;
 }
@@ -1551,12 +1549,11 @@ static long long str_ll(const redisReply *r)
 }
 
 int vg_queue_dlq_list(struct vg_queue *q, const char *type, size_t limit,
-		      int (*fn)(const struct vg_dead *d, void *arg),
-		      void *arg, struct vg_err *err)
+                      int (*fn)(const struct vg_dead *d, void *arg), void *arg,
+                      struct vg_err *err)
 {
 	char start[MSGID_MAX + 1] = "-", count[16];
-	const char *argv[] = { "XRANGE", q->keys[3], start, "+", "COUNT",
-			       count };
+	const char *argv[] = {"XRANGE", q->keys[3], start, "+", "COUNT", count};
 	size_t seen = 0;
 	int rc;
 
@@ -1573,14 +1570,14 @@ int vg_queue_dlq_list(struct vg_queue *q, const char *type, size_t limit,
 		}
 		for (size_t i = 0; i < r->elements && !stop; i++) {
 			const redisReply *e = r->element[i], *env, *raw, *er;
-			struct vg_dead d = { 0 };
+			struct vg_dead d = {0};
 			struct vg_task *t = NULL;
 
 			if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
 			    e->element[0]->type != REDIS_REPLY_STRING)
 				continue;
 			snprintf(start, sizeof(start), "(%s",
-				 e->element[0]->str);
+			         e->element[0]->str);
 			env = field(e->element[1], "e");
 			raw = field(e->element[1], "raw");
 			er = field(e->element[1], "error");
@@ -1588,13 +1585,12 @@ int vg_queue_dlq_list(struct vg_queue *q, const char *type, size_t limit,
 			d.error = er ? er->str : "";
 			d.dead_ms = str_ll(field(e->element[1], "dead_at"));
 			if (env && vg_task_decode(env->str, env->len, &t,
-						  NULL) == VG_OK) {
+			                          NULL) == VG_OK) {
 				d.task = t;
 				d.raw = "";
 			} else {
 				d.raw = env ? env->str : raw ? raw->str : "";
-				d.raw_len = env ? env->len
-						: raw ? raw->len : 0;
+				d.raw_len = env ? env->len : raw ? raw->len : 0;
 			}
 			if (!type || (t && strcmp(t->type, type) == 0)) {
 				stop = fn(&d, arg) != 0;
@@ -1609,10 +1605,9 @@ int vg_queue_dlq_list(struct vg_queue *q, const char *type, size_t limit,
 	}
 }
 
-int vg_queue_dlq_replay(struct vg_queue *q, const char *id,
-			struct vg_err *err)
+int vg_queue_dlq_replay(struct vg_queue *q, const char *id, struct vg_err *err)
 {
-	const char *argv[] = { "XRANGE", q->keys[3], id, id };
+	const char *argv[] = {"XRANGE", q->keys[3], id, id};
 	const redisReply *env;
 	struct vg_task *t = NULL;
 	redisReply *r = NULL;
@@ -1632,9 +1627,9 @@ int vg_queue_dlq_replay(struct vg_queue *q, const char *id,
 	env = field(r->element[0]->element[1], "e");
 	if (!env || vg_task_decode(env->str, env->len, &t, NULL) != VG_OK) {
 		rc = vg_err_set(err, VG_INVAL,
-				"dead letter %s holds no task envelope; it "
-				"cannot be replayed",
-				id);
+		                "dead letter %s holds no task envelope; it "
+		                "cannot be replayed",
+		                id);
 		goto out;
 	}
 	t->attempts = 0;
@@ -1645,8 +1640,8 @@ int vg_queue_dlq_replay(struct vg_queue *q, const char *id,
 		goto out;
 	}
 	{
-		const char *args[2] = { id, b.data };
-		size_t lens[2] = { strlen(id), b.len };
+		const char *args[2] = {id, b.data};
+		size_t lens[2] = {strlen(id), b.len};
 
 		rc = run_simple(q, S_REPLAY, 2, args, lens, &done, err);
 	}
@@ -1659,10 +1654,9 @@ out:
 	return rc;
 }
 
-int vg_queue_dlq_delete(struct vg_queue *q, const char *id,
-			struct vg_err *err)
+int vg_queue_dlq_delete(struct vg_queue *q, const char *id, struct vg_err *err)
 {
-	const char *argv[] = { "XDEL", q->keys[3], id };
+	const char *argv[] = {"XDEL", q->keys[3], id};
 	redisReply *r;
 	int rc = command(q, 3, argv, NULL, &r, err);
 
@@ -1676,8 +1670,8 @@ int vg_queue_dlq_delete(struct vg_queue *q, const char *id,
 
 int vg_queue_dlq_purge(struct vg_queue *q, long long *n, struct vg_err *err)
 {
-	const char *len[] = { "XLEN", q->keys[3] };
-	const char *del[] = { "DEL", q->keys[3] };
+	const char *len[] = {"XLEN", q->keys[3]};
+	const char *del[] = {"DEL", q->keys[3]};
 	redisReply *r;
 	int rc;
 
@@ -1693,15 +1687,15 @@ int vg_queue_dlq_purge(struct vg_queue *q, long long *n, struct vg_err *err)
 }
 
 int vg_queue_stats(struct vg_queue *q, struct vg_queue_stats *out,
-		   struct vg_err *err)
+                   struct vg_err *err)
 {
-	const char *xlen[] = { "XLEN", q->keys[0] };
-	const char *xpending[] = { "XPENDING", q->keys[0], q->group };
-	const char *zcard[] = { "ZCARD", q->keys[1] };
-	const char *dlen[] = { "XLEN", q->keys[3] };
-	const char **cmds[] = { xlen, xpending, zcard, dlen };
-	const int argcs[] = { 2, 3, 2, 2 };
-	long long v[4] = { 0 };
+	const char *xlen[] = {"XLEN", q->keys[0]};
+	const char *xpending[] = {"XPENDING", q->keys[0], q->group};
+	const char *zcard[] = {"ZCARD", q->keys[1]};
+	const char *dlen[] = {"XLEN", q->keys[3]};
+	const char **cmds[] = {xlen, xpending, zcard, dlen};
+	const int argcs[] = {2, 3, 2, 2};
+	long long v[4] = {0};
 	redisReply *r;
 	int rc = VG_OK;
 
@@ -1720,7 +1714,7 @@ int vg_queue_stats(struct vg_queue *q, struct vg_queue_stats *out,
 		if (r->type == REDIS_REPLY_INTEGER)
 			v[i] = r->integer;
 		else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-			 r->element[0]->type == REDIS_REPLY_INTEGER)
+		         r->element[0]->type == REDIS_REPLY_INTEGER)
 			v[i] = r->element[0]->integer; /* XPENDING summary */
 		else if (r->type == REDIS_REPLY_ERROR && rc == VG_OK)
 			rc = reply_error(r, err, "stats");

@@ -18,7 +18,7 @@ struct dlq_args {
 struct dlq_cmd {
 	const char *name;
 	int (*run)(struct vg_queue *q, const struct dlq_args *a, FILE *out,
-		   FILE *errf);
+	           FILE *errf);
 	const char *usage;
 };
 
@@ -30,17 +30,17 @@ static json_t *dead_json(const struct vg_dead *d)
 
 	if (!t)
 		return json_pack("{s:s,s:s,s:I,s:s%}", "id", d->id, "error",
-				 d->error, "dead_at", (json_int_t)d->dead_ms,
-				 "raw", d->raw, d->raw_len);
+		                 d->error, "dead_at", (json_int_t)d->dead_ms,
+		                 "raw", d->raw, d->raw_len);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:s,s:O}",
-			 "id", d->id, "task_id", t->id, "type", t->type,
-			 "tenant", t->tenant, "request_id", t->request_id,
-			 "attempts", t->attempts, "enqueued_at",
-			 (json_int_t)t->enqueued_ms, "first_attempt_at",
-			 (json_int_t)t->first_attempt_ms, "last_attempt_at",
-			 (json_int_t)t->last_attempt_ms, "dead_at",
-			 (json_int_t)d->dead_ms, "error", d->error, "payload",
-			 (json_t *)t->payload);
+	                 "id", d->id, "task_id", t->id, "type", t->type,
+	                 "tenant", t->tenant, "request_id", t->request_id,
+	                 "attempts", t->attempts, "enqueued_at",
+	                 (json_int_t)t->enqueued_ms, "first_attempt_at",
+	                 (json_int_t)t->first_attempt_ms, "last_attempt_at",
+	                 (json_int_t)t->last_attempt_ms, "dead_at",
+	                 (json_int_t)d->dead_ms, "error", d->error, "payload",
+	                 (json_t *)t->payload);
 }
 
 static int print_dead(const struct vg_dead *d, void *arg)
@@ -57,16 +57,16 @@ static int print_dead(const struct vg_dead *d, void *arg)
 }
 
 static int cmd_list(struct vg_queue *q, const struct dlq_args *a, FILE *out,
-		    FILE *errf)
+                    FILE *errf)
 {
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
 	if (a->nids || a->all) {
 		fprintf(errf, "dlq list takes no ids and no --all\n");
 		return 2;
 	}
 	if (vg_queue_dlq_list(q, a->type, (size_t)a->limit, print_dead, out,
-			      &err) != VG_OK) {
+	                      &err) != VG_OK) {
 		fprintf(errf, "dlq list: %s\n", err.msg);
 		return 1;
 	}
@@ -108,10 +108,10 @@ typedef int (*id_fn)(struct vg_queue *q, const char *id, struct vg_err *err);
 
 /* Apply `fn` to the named ids, or to every (matching) dead letter. */
 static int each(struct vg_queue *q, const struct dlq_args *a, id_fn fn,
-		const char *verb, FILE *out, FILE *errf)
+                const char *verb, FILE *out, FILE *errf)
 {
-	struct idlist l = { 0 };
-	struct vg_err err = { 0 };
+	struct idlist l = {0};
+	struct vg_err err = {0};
 	size_t done = 0, failed = 0;
 
 	if (a->all == (a->nids > 0)) {
@@ -120,10 +120,10 @@ static int each(struct vg_queue *q, const struct dlq_args *a, id_fn fn,
 	}
 	if (a->all) {
 		if (vg_queue_dlq_list(q, a->type, 0, collect_id, &l, &err) !=
-			    VG_OK ||
+		            VG_OK ||
 		    l.nomem) {
 			fprintf(errf, "dlq %s: %s\n", verb,
-				l.nomem ? "out of memory" : err.msg);
+			        l.nomem ? "out of memory" : err.msg);
 			failed = 1;
 		}
 	}
@@ -142,20 +142,20 @@ static int each(struct vg_queue *q, const struct dlq_args *a, id_fn fn,
 		free(l.ids[i]);
 	free(l.ids);
 	fprintf(out, "%s %zu dead letter(s)\n",
-		strcmp(verb, "replay") == 0 ? "replayed" : "purged", done);
+	        strcmp(verb, "replay") == 0 ? "replayed" : "purged", done);
 	return failed ? 1 : 0;
 }
 
-static int cmd_replay(struct vg_queue *q, const struct dlq_args *a,
-		      FILE *out, FILE *errf)
+static int cmd_replay(struct vg_queue *q, const struct dlq_args *a, FILE *out,
+                      FILE *errf)
 {
 	return each(q, a, vg_queue_dlq_replay, "replay", out, errf);
 }
 
 static int cmd_purge(struct vg_queue *q, const struct dlq_args *a, FILE *out,
-		     FILE *errf)
+                     FILE *errf)
 {
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	long long n = 0;
 
 	if (a->all && !a->type && !a->nids) {
@@ -171,9 +171,9 @@ static int cmd_purge(struct vg_queue *q, const struct dlq_args *a, FILE *out,
 }
 
 static const struct dlq_cmd cmds[] = {
-	{ "list", cmd_list, "dlq list [--type T] [--limit N]" },
-	{ "replay", cmd_replay, "dlq replay (ID... | --all [--type T])" },
-	{ "purge", cmd_purge, "dlq purge (ID... | --all [--type T])" },
+	{"list", cmd_list, "dlq list [--type T] [--limit N]"},
+	{"replay", cmd_replay, "dlq replay (ID... | --all [--type T])"},
+	{"purge", cmd_purge, "dlq purge (ID... | --all [--type T])"},
 };
 
 static int usage(FILE *errf)
@@ -183,10 +183,9 @@ static int usage(FILE *errf)
 	return 2;
 }
 
-int dlq_main(struct vg_queue *q, int argc, char **argv, FILE *out,
-	     FILE *errf)
+int dlq_main(struct vg_queue *q, int argc, char **argv, FILE *out, FILE *errf)
 {
-	struct dlq_args a = { 0 };
+	struct dlq_args a = {0};
 	const struct dlq_cmd *cmd = NULL;
 	int rc;
 
@@ -216,7 +215,7 @@ int dlq_main(struct vg_queue *q, int argc, char **argv, FILE *out,
 			}
 		} else if (strncmp(argv[i], "--", 2) == 0) {
 			fprintf(errf, "dlq %s: unknown flag %s\n", cmd->name,
-				argv[i]);
+			        argv[i]);
 			free(a.ids);
 			return 2;
 		} else {

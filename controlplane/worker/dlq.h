@@ -10,7 +10,6 @@
 /* Run the subcommand in argv[0] ("list", ...) with its arguments. Results
  * go to `out` (JSON Lines for list), problems to `errf`. Returns the exit
  * status: 0, 1 (failed) or 2 (usage). */
-int dlq_main(struct vg_queue *q, int argc, char **argv, FILE *out,
-	     FILE *errf);
+int dlq_main(struct vg_queue *q, int argc, char **argv, FILE *out, FILE *errf);
 
 #endif

@@ -36,7 +36,7 @@ static int ready(void *data, struct vg_buf *reason)
 	if (worker_ready(data))
 		return 1;
 	vg_buf_append_str(reason, "not taking tasks (starting, draining or "
-				  "redis unreachable)");
+	                          "redis unreachable)");
 	return 0;
 }
 
@@ -44,7 +44,7 @@ static int run_dlq(const struct options *o)
 {
 	struct vg_queue_opts qo;
 	struct vg_queue *q = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	int rc;
 
 	queue_opts(o, &qo);
@@ -59,13 +59,13 @@ static int run_dlq(const struct options *o)
 
 static int run_worker(const struct options *o)
 {
-	struct worker_config wc = { .concurrency = o->concurrency,
-				    .prefetch = o->prefetch };
-	struct vg_db_opts dbo = { .max_conns = o->concurrency + 2 };
+	struct worker_config wc = {.concurrency = o->concurrency,
+	                           .prefetch = o->prefetch};
+	struct vg_db_opts dbo = {.max_conns = o->concurrency + 2};
 	struct vg_db_pool *db = NULL;
 	struct worker *w = NULL;
 	struct vg_httpd *h = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	char addr[64], port[16], *conninfo = options_conninfo(o);
 	sigset_t sigs;
 	int sig = 0, rc = 1;
@@ -85,7 +85,7 @@ static int run_worker(const struct options *o)
 	if (worker_new(&wc, &w, &err) != VG_OK)
 		goto fail;
 	struct vg_httpd_config hc = {
-		.addr = options_health_addr(o, addr, sizeof(addr)) };
+		.addr = options_health_addr(o, addr, sizeof(addr))};
 	if (vg_httpd_new(&hc, &h, &err) != VG_OK)
 		goto fail;
 	vg_httpd_set_ready_fn(h, ready, w);
@@ -95,7 +95,7 @@ static int run_worker(const struct options *o)
 	char conc[16];
 	snprintf(conc, sizeof(conc), "%d", o->concurrency);
 	vg_info("starting", "version", VIGIL_VERSION, "redis", o->redis_host,
-		"health_port", port, "concurrency", conc);
+	        "health_port", port, "concurrency", conc);
 
 	while (sig != SIGTERM && sig != SIGINT)
 		if (sigwait(&sigs, &sig) != 0)
@@ -107,8 +107,8 @@ static int run_worker(const struct options *o)
 
 		snprintf(n, sizeof(n), "%d", worker_in_flight(w));
 		vg_error("shutdown deadline passed; unfinished tasks will be "
-			 "delivered again after the visibility timeout",
-			 "in_flight", n);
+		         "delivered again after the visibility timeout",
+		         "in_flight", n);
 		_exit(1); /* threads still hold the pools */
 	}
 	vg_info("stopped");
@@ -130,13 +130,13 @@ static const struct {
 	const char *name;
 	int (*run)(const struct options *o);
 } commands[] = {
-	{ "dlq", run_dlq },
+	{"dlq", run_dlq},
 };
 
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	enum vg_log_level lvl;
 	int rc = 2;
 

@@ -25,48 +25,48 @@ struct opt {
 #define OFF(f) offsetof(struct options, f)
 
 static const struct opt opts[] = {
-	{ "redis-host", "VIGIL_REDIS_HOST", OPT_STR, OFF(redis_host),
-	  "127.0.0.1", 0, 0, "Redis host" },
-	{ "redis-port", "VIGIL_REDIS_PORT", OPT_INT, OFF(redis_port), "6379",
-	  1, 65535, "Redis port" },
-	{ NULL, "VIGIL_REDIS_PASSWORD", OPT_STR, OFF(redis_password), NULL, 0,
-	  0, "Redis password (environment only)" },
-	{ "redis-db", "VIGIL_REDIS_DB", OPT_INT, OFF(redis_db), "0", 0, 1000,
-	  "Redis database number" },
-	{ "queue-prefix", "VIGIL_QUEUE_PREFIX", OPT_STR, OFF(queue_prefix),
-	  "vigil", 0, 0, "hash tag of the queue's Redis keys" },
-	{ "db-host", "VIGIL_DB_HOST", OPT_STR, OFF(db_host), "127.0.0.1", 0, 0,
-	  "PostgreSQL host" },
-	{ "db-port", "VIGIL_DB_PORT", OPT_INT, OFF(db_port), "5432", 1, 65535,
-	  "PostgreSQL port" },
-	{ "db-name", "VIGIL_DB_NAME", OPT_STR, OFF(db_name), "vigil", 0, 0,
-	  "PostgreSQL database" },
-	{ "db-user", "VIGIL_DB_USER", OPT_STR, OFF(db_user), "vigil_app", 0, 0,
-	  "PostgreSQL user" },
-	{ NULL, "VIGIL_DB_PASSWORD", OPT_STR, OFF(db_password), NULL, 0, 0,
-	  "PostgreSQL password (environment only)" },
-	{ "db-sslmode", "VIGIL_DB_SSLMODE", OPT_STR, OFF(db_sslmode), "prefer",
-	  0, 0, "libpq sslmode" },
-	{ "log-level", "VIGIL_LOG_LEVEL", OPT_STR, OFF(log_level), "info", 0,
-	  0, "debug, info, warn or error" },
-	{ "health-port", "VIGIL_HEALTH_PORT", OPT_INT, OFF(health_port),
-	  "9090", 0, 65535, "port of /healthz, /readyz and /metrics" },
-	{ "health-addr", NULL, OPT_STR, OFF(health_addr), NULL, 0, 0,
-	  "host:port of the health listener (overrides --health-port)" },
-	{ "concurrency", "VIGIL_WORKER_CONCURRENCY", OPT_INT, OFF(concurrency),
-	  "4", 1, 256, "tasks processed at once (threads)" },
-	{ "prefetch", "VIGIL_WORKER_PREFETCH", OPT_INT, OFF(prefetch), "16", 1,
-	  256, "tasks one thread claims at once" },
-	{ "visibility-timeout", "VIGIL_WORKER_VISIBILITY_TIMEOUT",
-	  OPT_DURATION, OFF(visibility_ms), "30s", 100, 3600000,
-	  "a task held this long without renewal goes to another worker" },
-	{ "shutdown-timeout", "VIGIL_WORKER_SHUTDOWN_TIMEOUT", OPT_DURATION,
-	  OFF(shutdown_ms), "25s", 0, 3600000,
-	  "on SIGTERM, how long tasks in flight may take to finish" },
-	{ "version", NULL, OPT_BOOL, OFF(show_version), "false", 0, 0,
-	  "print the version and exit" },
-	{ "help", NULL, OPT_BOOL, OFF(show_help), "false", 0, 0,
-	  "print this help and exit" },
+	{"redis-host", "VIGIL_REDIS_HOST", OPT_STR, OFF(redis_host),
+         "127.0.0.1", 0, 0, "Redis host"},
+	{"redis-port", "VIGIL_REDIS_PORT", OPT_INT, OFF(redis_port), "6379", 1,
+         65535, "Redis port"},
+	{NULL, "VIGIL_REDIS_PASSWORD", OPT_STR, OFF(redis_password), NULL, 0, 0,
+         "Redis password (environment only)"},
+	{"redis-db", "VIGIL_REDIS_DB", OPT_INT, OFF(redis_db), "0", 0, 1000,
+         "Redis database number"},
+	{"queue-prefix", "VIGIL_QUEUE_PREFIX", OPT_STR, OFF(queue_prefix),
+         "vigil", 0, 0, "hash tag of the queue's Redis keys"},
+	{"db-host", "VIGIL_DB_HOST", OPT_STR, OFF(db_host), "127.0.0.1", 0, 0,
+         "PostgreSQL host"},
+	{"db-port", "VIGIL_DB_PORT", OPT_INT, OFF(db_port), "5432", 1, 65535,
+         "PostgreSQL port"},
+	{"db-name", "VIGIL_DB_NAME", OPT_STR, OFF(db_name), "vigil", 0, 0,
+         "PostgreSQL database"},
+	{"db-user", "VIGIL_DB_USER", OPT_STR, OFF(db_user), "vigil_app", 0, 0,
+         "PostgreSQL user"},
+	{NULL, "VIGIL_DB_PASSWORD", OPT_STR, OFF(db_password), NULL, 0, 0,
+         "PostgreSQL password (environment only)"},
+	{"db-sslmode", "VIGIL_DB_SSLMODE", OPT_STR, OFF(db_sslmode), "prefer",
+         0, 0, "libpq sslmode"},
+	{"log-level", "VIGIL_LOG_LEVEL", OPT_STR, OFF(log_level), "info", 0, 0,
+         "debug, info, warn or error"},
+	{"health-port", "VIGIL_HEALTH_PORT", OPT_INT, OFF(health_port), "9090",
+         0, 65535, "port of /healthz, /readyz and /metrics"},
+	{"health-addr", NULL, OPT_STR, OFF(health_addr), NULL, 0, 0,
+         "host:port of the health listener (overrides --health-port)"},
+	{"concurrency", "VIGIL_WORKER_CONCURRENCY", OPT_INT, OFF(concurrency),
+         "4", 1, 256, "tasks processed at once (threads)"},
+	{"prefetch", "VIGIL_WORKER_PREFETCH", OPT_INT, OFF(prefetch), "16", 1,
+         256, "tasks one thread claims at once"},
+	{"visibility-timeout", "VIGIL_WORKER_VISIBILITY_TIMEOUT", OPT_DURATION,
+         OFF(visibility_ms), "30s", 100, 3600000,
+         "a task held this long without renewal goes to another worker"},
+	{"shutdown-timeout", "VIGIL_WORKER_SHUTDOWN_TIMEOUT", OPT_DURATION,
+         OFF(shutdown_ms), "25s", 0, 3600000,
+         "on SIGTERM, how long tasks in flight may take to finish"},
+	{"version", NULL, OPT_BOOL, OFF(show_version), "false", 0, 0,
+         "print the version and exit"},
+	{"help", NULL, OPT_BOOL, OFF(show_help), "false", 0, 0,
+         "print this help and exit"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -74,8 +74,7 @@ static const struct opt opts[] = {
 static const struct {
 	const char *suffix;
 	long long ms;
-} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-	      { "", 1000 } };
+} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
 
 static int parse_duration(const char *v, long long *ms)
 {
@@ -95,7 +94,7 @@ static int parse_duration(const char *v, long long *ms)
 }
 
 static int set_value(struct options *o, const struct opt *d, const char *v,
-		     const char *source, struct vg_err *err)
+                     const char *source, struct vg_err *err)
 {
 	char *base = (char *)o + d->offset, *end;
 	long long x;
@@ -118,27 +117,26 @@ static int set_value(struct options *o, const struct opt *d, const char *v,
 			*(int *)(void *)base = 0;
 		else
 			return vg_err_set(err, VG_INVAL,
-					  "%s: want true or false, got \"%s\"",
-					  source, v);
+			                  "%s: want true or false, got \"%s\"",
+			                  source, v);
 		return VG_OK;
 	case OPT_INT:
 		errno = 0;
 		x = v ? strtoll(v, &end, 10) : 0;
 		if (!v || !*v || errno || *end || x < d->min || x > d->max)
 			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not an integer in "
-					  "[%lld, %lld]",
-					  source, v ? v : "", d->min, d->max);
+			                  "%s: \"%s\" is not an integer in "
+			                  "[%lld, %lld]",
+			                  source, v ? v : "", d->min, d->max);
 		*(int *)(void *)base = (int)x;
 		return VG_OK;
 	case OPT_DURATION:
-		if (!v || parse_duration(v, &x) < 0 || x < d->min ||
-		    x > d->max)
+		if (!v || parse_duration(v, &x) < 0 || x < d->min || x > d->max)
 			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not a duration (such "
-					  "as 30s, 500ms, 2m) in [%lldms, "
-					  "%lldms]",
-					  source, v ? v : "", d->min, d->max);
+			                  "%s: \"%s\" is not a duration (such "
+			                  "as 30s, 500ms, 2m) in [%lldms, "
+			                  "%lldms]",
+			                  source, v ? v : "", d->min, d->max);
 		*(int *)(void *)base = (int)x;
 		return VG_OK;
 	}
@@ -154,8 +152,7 @@ static const struct opt *find_flag(const char *name, size_t len)
 	return NULL;
 }
 
-int options_parse(struct options *o, int argc, char **argv,
-		  struct vg_err *err)
+int options_parse(struct options *o, int argc, char **argv, struct vg_err *err)
 {
 	char src[80];
 	int rc, i;
@@ -164,28 +161,28 @@ int options_parse(struct options *o, int argc, char **argv,
 	for (size_t k = 0; k < NOPTS; k++) {
 		const char *v = opts[k].env ? getenv(opts[k].env) : NULL;
 
-		if (opts[k].def && (rc = set_value(o, &opts[k], opts[k].def,
-						   "default", err)))
+		if (opts[k].def &&
+		    (rc = set_value(o, &opts[k], opts[k].def, "default", err)))
 			return rc;
-		if (v && *v && (rc = set_value(o, &opts[k], v, opts[k].env,
-					       err)))
+		if (v && *v &&
+		    (rc = set_value(o, &opts[k], v, opts[k].env, err)))
 			return rc;
 	}
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		const char *a = argv[i] + 2, *eq = strchr(a, '='), *val = NULL;
-		const struct opt *d = find_flag(a, eq ? (size_t)(eq - a)
-						      : strlen(a));
+		const struct opt *d =
+			find_flag(a, eq ? (size_t)(eq - a) : strlen(a));
 
 		if (!d)
 			return vg_err_set(err, VG_INVAL, "unknown flag %s",
-					  argv[i]);
+			                  argv[i]);
 		if (eq)
 			val = eq + 1;
 		else if (d->type != OPT_BOOL) {
 			if (i + 1 >= argc)
 				return vg_err_set(err, VG_INVAL,
-						  "flag --%s needs a value",
-						  d->flag);
+				                  "flag --%s needs a value",
+				                  d->flag);
 			val = argv[++i];
 		}
 		snprintf(src, sizeof(src), "--%s", d->flag);
@@ -201,8 +198,8 @@ void options_cleanup(struct options *o)
 {
 	for (size_t i = 0; i < NOPTS; i++)
 		if (opts[i].type == OPT_STR) {
-			char **p = (char **)(void *)((char *)o +
-						     opts[i].offset);
+			char **p =
+				(char **)(void *)((char *)o + opts[i].offset);
 
 			if (*p)
 				explicit_bzero(*p, strlen(*p));
@@ -214,21 +211,21 @@ void options_cleanup(struct options *o)
 void options_usage(const char *prog, FILE *fp)
 {
 	fprintf(fp,
-		"usage: %s [flags]                 process tasks\n"
-		"       %s [flags] dlq list [--type T] [--limit N]\n"
-		"       %s [flags] dlq replay (ID... | --all [--type T])\n"
-		"       %s [flags] dlq purge (ID... | --all [--type T])\n\n"
-		"flags (and environment):\n",
-		prog, prog, prog, prog);
+	        "usage: %s [flags]                 process tasks\n"
+	        "       %s [flags] dlq list [--type T] [--limit N]\n"
+	        "       %s [flags] dlq replay (ID... | --all [--type T])\n"
+	        "       %s [flags] dlq purge (ID... | --all [--type T])\n\n"
+	        "flags (and environment):\n",
+	        prog, prog, prog, prog);
 	for (size_t i = 0; i < NOPTS; i++) {
 		char name[40];
 
 		snprintf(name, sizeof(name), "%s%s", opts[i].flag ? "--" : "",
-			 opts[i].flag ? opts[i].flag : "");
+		         opts[i].flag ? opts[i].flag : "");
 		fprintf(fp, "  %-22s %-32s %s%s%s%s\n", name,
-			opts[i].env ? opts[i].env : "", opts[i].help,
-			opts[i].def ? " (default " : "",
-			opts[i].def ? opts[i].def : "", opts[i].def ? ")" : "");
+		        opts[i].env ? opts[i].env : "", opts[i].help,
+		        opts[i].def ? " (default " : "",
+		        opts[i].def ? opts[i].def : "", opts[i].def ? ")" : "");
 	}
 }
 

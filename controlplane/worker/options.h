@@ -40,15 +40,13 @@ struct options {
 
 /* Defaults, then the environment, then argv[1..] flags up to the first
  * word that is no flag (a subcommand). VG_INVAL with a message. */
-int options_parse(struct options *o, int argc, char **argv,
-		  struct vg_err *err);
+int options_parse(struct options *o, int argc, char **argv, struct vg_err *err);
 void options_cleanup(struct options *o);
 void options_usage(const char *prog, FILE *fp);
 
 /* libpq conninfo from the VIGIL_DB_* settings (values quoted); new. */
 char *options_conninfo(const struct options *o);
 /* The health listener's address; writes into `buf`. */
-const char *options_health_addr(const struct options *o, char *buf,
-				size_t n);
+const char *options_health_addr(const struct options *o, char *buf, size_t n);
 
 #endif

@@ -17,27 +17,27 @@
 /* Payload validation                                                   */
 /* ------------------------------------------------------------------ */
 
-static int payload_str(const json_t *p, const char *key, size_t min,
-		       size_t max, const char **out, struct vg_err *err)
+static int payload_str(const json_t *p, const char *key, size_t min, size_t max,
+                       const char **out, struct vg_err *err)
 {
 	json_t *v = json_object_get(p, key);
 	size_t n;
 
 	if (!json_is_string(v))
 		return vg_err_set(err, VG_INVAL, "payload: \"%s\" %s", key,
-				  v ? "is not a string" : "is missing");
+		                  v ? "is not a string" : "is missing");
 	n = json_string_length(v);
 	if (n < min || n > max)
 		return vg_err_set(err, VG_INVAL,
-				  "payload: \"%s\" must be %zu to %zu bytes",
-				  key, min, max);
+		                  "payload: \"%s\" must be %zu to %zu bytes",
+		                  key, min, max);
 	*out = json_string_value(v);
 	return VG_OK;
 }
 
 /* tenant_id and run_id of a payload; the tenant must be the task's. */
 static int payload_run(const struct vg_task *t, const char **tenant,
-		       const char **run, struct vg_err *err)
+                       const char **run, struct vg_err *err)
 {
 	const json_t *p = t->payload;
 	int rc;
@@ -49,17 +49,17 @@ static int payload_run(const struct vg_task *t, const char **tenant,
 		return rc;
 	if (!vg_db_is_uuid(*tenant) || !vg_db_is_uuid(*run))
 		return vg_err_set(err, VG_INVAL,
-				  "payload: tenant_id and run_id must be "
-				  "UUIDs");
+		                  "payload: tenant_id and run_id must be "
+		                  "UUIDs");
 	if (t->tenant[0] && strcmp(t->tenant, *tenant) != 0)
 		return vg_err_set(err, VG_FORBIDDEN,
-				  "payload: tenant_id is not the task's "
-				  "tenant");
+		                  "payload: tenant_id is not the task's "
+		                  "tenant");
 	return VG_OK;
 }
 
-static const char *const severities[] = { "info", "low", "medium", "high",
-					  "critical" };
+static const char *const severities[] = {"info", "low", "medium", "high",
+                                         "critical"};
 
 /* One finding, as the findings table will check it, with messages that
  * say which finding and field is wrong. */
@@ -70,9 +70,9 @@ static int check_finding(const json_t *f, size_t i, struct vg_err *err)
 		size_t min, max;
 		int required;
 	} fields[] = {
-		{ "host", 1, 253, 1 },	   { "fingerprint", 1, 128, 1 },
-		{ "scanner", 1, 64, 1 },   { "severity", 1, 16, 1 },
-		{ "title", 0, 1024, 0 },   { "protocol", 3, 3, 0 },
+		{"host", 1, 253, 1},   {"fingerprint", 1, 128, 1},
+		{"scanner", 1, 64, 1}, {"severity", 1, 16, 1},
+		{"title", 0, 1024, 0}, {"protocol", 3, 3, 0},
 	};
 	const json_t *port, *evidence;
 	const char *sev, *proto;
@@ -80,7 +80,7 @@ static int check_finding(const json_t *f, size_t i, struct vg_err *err)
 
 	if (!json_is_object(f))
 		return vg_err_set(err, VG_INVAL,
-				  "payload: findings[%zu] is not an object", i);
+		                  "payload: findings[%zu] is not an object", i);
 	for (k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
 		const json_t *v = json_object_get(f, fields[k].key);
 		size_t n;
@@ -89,16 +89,16 @@ static int check_finding(const json_t *f, size_t i, struct vg_err *err)
 			continue;
 		if (!json_is_string(v))
 			return vg_err_set(err, VG_INVAL,
-					  "payload: findings[%zu].%s %s", i,
-					  fields[k].key,
-					  v ? "is not a string" : "is missing");
+			                  "payload: findings[%zu].%s %s", i,
+			                  fields[k].key,
+			                  v ? "is not a string" : "is missing");
 		n = json_string_length(v);
 		if (n < fields[k].min || n > fields[k].max)
 			return vg_err_set(err, VG_INVAL,
-					  "payload: findings[%zu].%s must be "
-					  "%zu to %zu bytes",
-					  i, fields[k].key, fields[k].min,
-					  fields[k].max);
+			                  "payload: findings[%zu].%s must be "
+			                  "%zu to %zu bytes",
+			                  i, fields[k].key, fields[k].min,
+			                  fields[k].max);
 	}
 	sev = json_string_value(json_object_get(f, "severity"));
 	for (k = 0; k < sizeof(severities) / sizeof(severities[0]); k++)
@@ -106,30 +106,30 @@ static int check_finding(const json_t *f, size_t i, struct vg_err *err)
 			break;
 	if (k == sizeof(severities) / sizeof(severities[0]))
 		return vg_err_set(err, VG_INVAL,
-				  "payload: findings[%zu].severity \"%s\" is "
-				  "not one of info, low, medium, high, "
-				  "critical",
-				  i, sev);
+		                  "payload: findings[%zu].severity \"%s\" is "
+		                  "not one of info, low, medium, high, "
+		                  "critical",
+		                  i, sev);
 	proto = json_string_value(json_object_get(f, "protocol"));
 	if (proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
 		return vg_err_set(err, VG_INVAL,
-				  "payload: findings[%zu].protocol must be tcp "
-				  "or udp",
-				  i);
+		                  "payload: findings[%zu].protocol must be tcp "
+		                  "or udp",
+		                  i);
 	port = json_object_get(f, "port");
 	if (port && !json_is_null(port) &&
 	    (!json_is_integer(port) || json_integer_value(port) < 0 ||
 	     json_integer_value(port) > 65535))
 		return vg_err_set(err, VG_INVAL,
-				  "payload: findings[%zu].port must be an "
-				  "integer in [0, 65535]",
-				  i);
+		                  "payload: findings[%zu].port must be an "
+		                  "integer in [0, 65535]",
+		                  i);
 	evidence = json_object_get(f, "evidence");
 	if (evidence && !json_is_object(evidence) && !json_is_null(evidence))
 		return vg_err_set(err, VG_INVAL,
-				  "payload: findings[%zu].evidence is not an "
-				  "object",
-				  i);
+		                  "payload: findings[%zu].evidence is not an "
+		                  "object",
+		                  i);
 	return VG_OK;
 }
 
@@ -141,14 +141,14 @@ static int check_finding(const json_t *f, size_t i, struct vg_err *err)
  * task. Done after the transaction committed; when it fails the task is
  * retried, and the retry finds the database work done and enqueues again
  * (the follow-ups are idempotent too). */
-static int follow_up(struct task_ctx *ctx, const char *type,
-		     const char *tenant, const char *run, struct vg_err *err)
+static int follow_up(struct task_ctx *ctx, const char *type, const char *tenant,
+                     const char *run, struct vg_err *err)
 {
 	json_t *p = json_pack("{s:s,s:s}", "tenant_id", tenant, "run_id", run);
-	struct vg_queue_msg m = { .type = type,
-				  .payload = p,
-				  .request_id = ctx->task->request_id,
-				  .tenant = tenant };
+	struct vg_queue_msg m = {.type = type,
+	                         .payload = p,
+	                         .request_id = ctx->task->request_id,
+	                         .tenant = tenant};
 	int rc;
 
 	if (!p)
@@ -157,8 +157,8 @@ static int follow_up(struct task_ctx *ctx, const char *type,
 	json_decref(p);
 	if (rc == VG_OK)
 		vg_info("task enqueued", "type", type, "task_id", m.id,
-			"request_id", ctx->task->request_id, "tenant", tenant,
-			"run_id", run);
+		        "request_id", ctx->task->request_id, "tenant", tenant,
+		        "run_id", run);
 	return rc;
 }
 
@@ -235,12 +235,12 @@ static int run_complete(const struct vg_db_res *r)
 static int ingest_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	struct ingest *in = arg;
-	const char *batch[] = { in->tenant, in->run, in->batch,
-				in->shard[0] ? in->shard : NULL, in->count };
-	const char *findings[] = { in->tenant, in->run, in->batch,
-				   vg_buf_str(&in->findings) };
-	const char *progress[] = { in->run, in->final ? "1" : "0" };
-	const char *run[] = { in->run };
+	const char *batch[] = {in->tenant, in->run, in->batch,
+	                       in->shard[0] ? in->shard : NULL, in->count};
+	const char *findings[] = {in->tenant, in->run, in->batch,
+	                          vg_buf_str(&in->findings)};
+	const char *progress[] = {in->run, in->final ? "1" : "0"};
+	const char *run[] = {in->run};
 	struct vg_db_res *r = NULL;
 	int rc;
 
@@ -257,7 +257,7 @@ static int ingest_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	} else {
 		if (in->findings.len > 2 &&
 		    (rc = vg_db_exec_stmt(c, &ins_findings, findings, NULL,
-					  err)) != VG_OK)
+		                          err)) != VG_OK)
 			return rc;
 		rc = vg_db_exec_stmt(c, &upd_run_progress, progress, &r, err);
 	}
@@ -272,7 +272,7 @@ static int ingest_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 static int task_ingest(struct task_ctx *ctx, struct vg_err *err)
 {
 	const json_t *p = ctx->task->payload;
-	struct ingest in = { 0 };
+	struct ingest in = {0};
 	json_t *findings, *shard, *final;
 	int rc;
 
@@ -284,9 +284,9 @@ static int task_ingest(struct task_ctx *ctx, struct vg_err *err)
 	if (!json_is_array(findings) ||
 	    json_array_size(findings) > MAX_FINDINGS) {
 		rc = vg_err_set(err, VG_INVAL,
-				"payload: \"findings\" must be an array of at "
-				"most %d findings",
-				MAX_FINDINGS);
+		                "payload: \"findings\" must be an array of at "
+		                "most %d findings",
+		                MAX_FINDINGS);
 		goto out;
 	}
 	for (size_t i = 0; i < json_array_size(findings); i++)
@@ -297,17 +297,17 @@ static int task_ingest(struct task_ctx *ctx, struct vg_err *err)
 		if (!json_is_integer(shard) || json_integer_value(shard) < 0 ||
 		    json_integer_value(shard) > 100000) {
 			rc = vg_err_set(err, VG_INVAL,
-					"payload: \"shard\" must be an "
-					"integer in [0, 100000]");
+			                "payload: \"shard\" must be an "
+			                "integer in [0, 100000]");
 			goto out;
 		}
 		snprintf(in.shard, sizeof(in.shard), "%lld",
-			 (long long)json_integer_value(shard));
+		         (long long)json_integer_value(shard));
 	}
 	final = json_object_get(p, "final");
 	if (final && !json_is_boolean(final)) {
 		rc = vg_err_set(err, VG_INVAL,
-				"payload: \"final\" must be a boolean");
+		                "payload: \"final\" must be a boolean");
 		goto out;
 	}
 	in.final = json_is_true(final);
@@ -321,7 +321,7 @@ static int task_ingest(struct task_ctx *ctx, struct vg_err *err)
 		goto out;
 	if (in.duplicate)
 		snprintf(ctx->note, sizeof(ctx->note),
-			 "batch already ingested");
+		         "batch already ingested");
 	if (in.complete)
 		rc = follow_up(ctx, "finalize", in.tenant, in.run, err);
 out:
@@ -366,7 +366,7 @@ struct finalize {
 static int finalize_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	struct finalize *f = arg;
-	const char *params[] = { f->run };
+	const char *params[] = {f->run};
 	struct vg_db_res *r = NULL;
 	const char *state;
 	int rc;
@@ -377,8 +377,7 @@ static int finalize_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 		return rc;
 	if (vg_db_res_rows(r) != 1) {
 		vg_db_res_free(r);
-		return vg_err_set(err, VG_NOTFOUND, "run %s not found",
-				  f->run);
+		return vg_err_set(err, VG_NOTFOUND, "run %s not found", f->run);
 	}
 	state = vg_db_res_get(r, 0, 2);
 	if (strcmp(state, "pending") != 0 && strcmp(state, "running") != 0) {
@@ -387,8 +386,8 @@ static int finalize_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	}
 	if (strcmp(vg_db_res_get(r, 0, 0), vg_db_res_get(r, 0, 1)) != 0) {
 		snprintf(f->waiting, sizeof(f->waiting),
-			 "%s of %s shards reported", vg_db_res_get(r, 0, 0),
-			 vg_db_res_get(r, 0, 1));
+		         "%s of %s shards reported", vg_db_res_get(r, 0, 0),
+		         vg_db_res_get(r, 0, 1));
 		vg_db_res_free(r);
 		return VG_OK;
 	}
@@ -397,7 +396,7 @@ static int finalize_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	if ((rc = vg_db_exec_stmt(c, &finish_run, params, &r, err)) != VG_OK)
 		return rc;
 	snprintf(f->counts, sizeof(f->counts), "%s",
-		 vg_db_res_get(r, 0, 0) ? vg_db_res_get(r, 0, 0) : "{}");
+	         vg_db_res_get(r, 0, 0) ? vg_db_res_get(r, 0, 0) : "{}");
 	f->finished = 1;
 	vg_db_res_free(r);
 	return VG_OK;
@@ -405,7 +404,7 @@ static int finalize_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 static int task_finalize(struct task_ctx *ctx, struct vg_err *err)
 {
-	struct finalize f = { 0 };
+	struct finalize f = {0};
 	const char *tenant;
 	int rc;
 
@@ -417,14 +416,13 @@ static int task_finalize(struct task_ctx *ctx, struct vg_err *err)
 	if (f.waiting[0])
 		/* retried with backoff until the last shard reports */
 		return vg_err_set(err, VG_AGAIN, "run not complete: %s",
-				  f.waiting);
+		                  f.waiting);
 	if (f.finished)
 		vg_info("scan run finalized", "request_id",
-			ctx->task->request_id, "tenant", tenant, "run_id",
-			f.run, "counts", f.counts);
+		        ctx->task->request_id, "tenant", tenant, "run_id",
+		        f.run, "counts", f.counts);
 	else
-		snprintf(ctx->note, sizeof(ctx->note),
-			 "run finalized before");
+		snprintf(ctx->note, sizeof(ctx->note), "run finalized before");
 	return follow_up(ctx, "report", tenant, f.run, err);
 }
 
@@ -454,7 +452,7 @@ struct report {
 static int report_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	struct report *rp = arg;
-	const char *params[] = { rp->tenant, rp->run };
+	const char *params[] = {rp->tenant, rp->run};
 	struct vg_db_res *r = NULL;
 	int rc = vg_db_exec_stmt(c, &ins_report, params, &r, err);
 
@@ -465,14 +463,15 @@ static int report_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 static int task_report(struct task_ctx *ctx, struct vg_err *err)
 {
-	struct report rp = { 0 };
+	struct report rp = {0};
 	int rc;
 
 	if ((rc = payload_run(ctx->task, &rp.tenant, &rp.run, err)))
 		return rc;
 	rc = vg_db_tx(ctx->db, rp.tenant, 0, report_tx, &rp, err);
 	if (rc == VG_OK && !rp.inserted)
-		snprintf(ctx->note, sizeof(ctx->note), "report recorded before");
+		snprintf(ctx->note, sizeof(ctx->note),
+		         "report recorded before");
 	return rc;
 }
 
@@ -493,11 +492,11 @@ static int task_noop(struct task_ctx *ctx, struct vg_err *err)
 
 static const struct task_def defs[] = {
 	/* name, max attempts, backoff base, backoff cap; handler */
-	{ { "ingest", 8, 1000, 300000 }, task_ingest },
+	{{"ingest", 8, 1000, 300000}, task_ingest},
 	/* waits for late shards: up to ~1 h in all */
-	{ { "finalize", 12, 5000, 600000 }, task_finalize },
-	{ { "report", 8, 2000, 300000 }, task_report },
-	{ { "noop", 3, 100, 1000 }, task_noop },
+	{{"finalize", 12, 5000, 600000}, task_finalize},
+	{{"report", 8, 2000, 300000}, task_report},
+	{{"noop", 3, 100, 1000}, task_noop},
 };
 
 const struct task_def *task_defs(size_t *n)
@@ -507,7 +506,7 @@ const struct task_def *task_defs(size_t *n)
 }
 
 const struct task_def *task_def_find(const struct task_def *d, size_t n,
-				     const char *name)
+                                     const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(d[i].policy.name, name) == 0)
@@ -517,10 +516,9 @@ const struct task_def *task_def_find(const struct task_def *d, size_t n,
 
 int task_error_is_permanent(int code)
 {
-	static const int permanent[] = { VG_PARSE,     VG_INVAL,
-					 VG_FORBIDDEN, VG_NOTFOUND,
-					 VG_TOOLARGE,  VG_UNSUPPORTED,
-					 VG_RANGE };
+	static const int permanent[] = {
+		VG_PARSE,    VG_INVAL,       VG_FORBIDDEN, VG_NOTFOUND,
+		VG_TOOLARGE, VG_UNSUPPORTED, VG_RANGE};
 
 	for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)
 		if (permanent[i] == code)

@@ -34,7 +34,7 @@ struct task_def {
 /* The task types, borrowed, static. */
 const struct task_def *task_defs(size_t *n);
 const struct task_def *task_def_find(const struct task_def *defs, size_t n,
-				     const char *name);
+                                     const char *name);
 /* 1 when retrying cannot help. */
 int task_error_is_permanent(int code);
 

@@ -12,18 +12,17 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_PREFETCH 256
+#define MAX_PREFETCH    256
 #define MAX_CONCURRENCY 256
 /* acks wait at most this long for a batch's next claim to carry them */
-#define ACK_DELAY_MS 5
+#define ACK_DELAY_MS      5
 #define SCHED_MAX_WAIT_MS 2000
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 5000
+#define RETRY_MIN_MS      100
+#define RETRY_MAX_MS      5000
 
-static const double duration_buckets[] = { 0.0005, 0.001, 0.0025, 0.005,
-					   0.01,   0.025, 0.05,   0.1,
-					   0.25,   0.5,   1,      2.5,
-					   5,      10,    30,     60 };
+static const double duration_buckets[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 
 /* Metric series of one task type, looked up once. */
 struct type_series {
@@ -87,7 +86,7 @@ static void nap(int ms, atomic_int *flag)
 {
 	while (ms > 0 && !atomic_load(flag)) {
 		int step = ms < 50 ? ms : 50;
-		struct timespec ts = { 0, (long)step * 1000000L };
+		struct timespec ts = {0, (long)step * 1000000L};
 
 		nanosleep(&ts, NULL);
 		ms -= step;
@@ -103,7 +102,7 @@ static struct {
 	pthread_mutex_t mu;
 	struct vg_queue *q;
 	int registered;
-} depth = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+} depth = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
 
 static void collect_depth(struct vg_metrics *reg, void *data)
 {
@@ -115,9 +114,9 @@ static void collect_depth(struct vg_metrics *reg, void *data)
 	if (depth.q && vg_queue_stats(depth.q, &st, NULL) == VG_OK) {
 		vg_gauge_set(vg_metric_labels(m, "ready"), (double)st.ready);
 		vg_gauge_set(vg_metric_labels(m, "pending"),
-			     (double)st.pending);
+		             (double)st.pending);
 		vg_gauge_set(vg_metric_labels(m, "delayed"),
-			     (double)st.delayed);
+		             (double)st.delayed);
 		vg_gauge_set(vg_metric_labels(m, "dead"), (double)st.dead);
 	}
 	pthread_mutex_unlock(&depth.mu);
@@ -130,9 +129,9 @@ static void register_metrics(struct worker *w, struct vg_metrics *reg)
 	w->m_processed = vg_metrics_counter(
 		reg, "vigil_worker_tasks_processed_total",
 		"Tasks that succeeded, by type.", type, NULL);
-	w->m_failed = vg_metrics_counter(
-		reg, "vigil_worker_tasks_failed_total",
-		"Task attempts that failed, by type.", type, NULL);
+	w->m_failed = vg_metrics_counter(reg, "vigil_worker_tasks_failed_total",
+	                                 "Task attempts that failed, by type.",
+	                                 type, NULL);
 	w->m_retried = vg_metrics_counter(
 		reg, "vigil_worker_tasks_retried_total",
 		"Failed tasks scheduled for another attempt, by type.", type,
@@ -147,15 +146,15 @@ static void register_metrics(struct worker *w, struct vg_metrics *reg)
 		sizeof(duration_buckets) / sizeof(duration_buckets[0]), NULL);
 	w->s_in_flight = vg_metric_series(
 		vg_metrics_gauge(reg, "vigil_worker_tasks_in_flight",
-				 "Tasks claimed by this worker and not "
-				 "finished.",
-				 NULL, NULL),
+	                         "Tasks claimed by this worker and not "
+	                         "finished.",
+	                         NULL, NULL),
 		NULL);
 	w->m_depth = vg_metrics_gauge(reg, "vigil_queue_depth",
-				      "Tasks in the queue by state: ready, "
-				      "pending (held by workers), delayed, "
-				      "dead.",
-				      VG_LABELS("state"), NULL);
+	                              "Tasks in the queue by state: ready, "
+	                              "pending (held by workers), delayed, "
+	                              "dead.",
+	                              VG_LABELS("state"), NULL);
 	for (size_t i = 0; i < w->ndefs; i++) {
 		const char *n = w->defs[i].policy.name;
 
@@ -184,14 +183,14 @@ static void add_in_flight(struct worker *w, int d)
 /* Dead-lettered by the queue at claim (malformed, unknown type, lost too
  * often). */
 static void on_dead(void *ctx, const char *type, const char *request_id,
-		    const char *error)
+                    const char *error)
 {
 	struct worker *w = ctx;
 
-	vg_counter_inc(vg_metric_labels(w->m_dead, type[0] ? type
-							    : "(malformed)"));
+	vg_counter_inc(
+		vg_metric_labels(w->m_dead, type[0] ? type : "(malformed)"));
 	vg_error("task dead-lettered", "type", type, "request_id", request_id,
-		 "err", error);
+	         "err", error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -199,7 +198,7 @@ static void on_dead(void *ctx, const char *type, const char *request_id,
 /* ------------------------------------------------------------------ */
 
 static const struct task_def *find_def(struct worker *w, const char *type,
-				       size_t *idx)
+                                       size_t *idx)
 {
 	for (size_t i = 0; i < w->ndefs; i++)
 		if (strcmp(w->defs[i].policy.name, type) == 0) {
@@ -210,8 +209,8 @@ static const struct task_def *find_def(struct worker *w, const char *type,
 }
 
 static void log_task(enum vg_log_level lvl, const char *msg,
-		     const struct vg_task *t, const char *k1, const char *v1,
-		     const char *k2, const char *v2)
+                     const struct vg_task *t, const char *k1, const char *v1,
+                     const char *k2, const char *v2)
 {
 	char attempt[16];
 	struct vg_log_field f[8];
@@ -220,37 +219,37 @@ static void log_task(enum vg_log_level lvl, const char *msg,
 	if (!vg_log_enabled(lvl))
 		return;
 	snprintf(attempt, sizeof(attempt), "%d", t->attempt);
-	f[n++] = (struct vg_log_field){ "request_id", t->request_id };
-	f[n++] = (struct vg_log_field){ "task_id", t->id };
-	f[n++] = (struct vg_log_field){ "type", t->type };
-	f[n++] = (struct vg_log_field){ "tenant", t->tenant };
-	f[n++] = (struct vg_log_field){ "attempt", attempt };
+	f[n++] = (struct vg_log_field){"request_id", t->request_id};
+	f[n++] = (struct vg_log_field){"task_id", t->id};
+	f[n++] = (struct vg_log_field){"type", t->type};
+	f[n++] = (struct vg_log_field){"tenant", t->tenant};
+	f[n++] = (struct vg_log_field){"attempt", attempt};
 	if (k1)
-		f[n++] = (struct vg_log_field){ k1, v1 };
+		f[n++] = (struct vg_log_field){k1, v1};
 	if (k2)
-		f[n++] = (struct vg_log_field){ k2, v2 };
+		f[n++] = (struct vg_log_field){k2, v2};
 	vg_log_fields(lvl, msg, f, n);
 }
 
 static void handle_failure(struct slot *s, const struct vg_task *t,
-			   struct type_series *ts, int rc,
-			   const struct vg_err *herr)
+                           struct type_series *ts, int rc,
+                           const struct vg_err *herr)
 {
 	char msg[VG_QUEUE_ERROR_MAX], delay_s[24];
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	int outcome = 0;
 	long long delay = 0;
 	int permanent = task_error_is_permanent(rc);
 
 	snprintf(msg, sizeof(msg), "%s: %s", vg_errname(rc),
-		 herr->msg[0] ? herr->msg : vg_strerror(rc));
+	         herr->msg[0] ? herr->msg : vg_strerror(rc));
 	vg_counter_inc(ts->failed);
 	if (vg_queue_fail(s->q, t, permanent, msg, &outcome, &delay, &err) !=
 	    VG_OK) {
 		/* still held by us in Redis: delivered again after the
 		 * visibility timeout */
 		log_task(VG_LOG_ERROR, "cannot record task failure", t, "err",
-			 msg, "redis_err", err.msg);
+		         msg, "redis_err", err.msg);
 		return;
 	}
 	switch (outcome) {
@@ -258,25 +257,25 @@ static void handle_failure(struct slot *s, const struct vg_task *t,
 		vg_counter_inc(ts->retried);
 		snprintf(delay_s, sizeof(delay_s), "%lld", delay);
 		log_task(VG_LOG_WARN, "task failed, retrying", t, "err", msg,
-			 "retry_in_ms", delay_s);
+		         "retry_in_ms", delay_s);
 		break;
 	case VG_QUEUE_DEAD:
 		vg_counter_inc(ts->dead);
 		log_task(VG_LOG_ERROR, "task dead-lettered", t, "err", msg,
-			 "permanent", permanent ? "true" : "false");
+		         "permanent", permanent ? "true" : "false");
 		break;
 	default:
 		log_task(VG_LOG_WARN,
-			 "task failed; another worker holds it now", t, "err",
-			 msg, NULL, NULL);
+		         "task failed; another worker holds it now", t, "err",
+		         msg, NULL, NULL);
 	}
 }
 
 static void process(struct slot *s, struct vg_task *t)
 {
 	struct worker *w = s->w;
-	struct task_ctx ctx = { .db = w->cfg.db, .q = s->q, .task = t };
-	struct vg_err err = { 0 };
+	struct task_ctx ctx = {.db = w->cfg.db, .q = s->q, .task = t};
+	struct vg_err err = {0};
 	const struct task_def *def;
 	size_t idx = 0;
 	double t0;
@@ -285,7 +284,7 @@ static void process(struct slot *s, struct vg_task *t)
 	def = find_def(w, t->type, &idx);
 	if (!def) { /* the queue dead-letters unknown types: not reached */
 		vg_queue_fail(s->q, t, 1, "unknown task type", NULL, NULL,
-			      &err);
+		              &err);
 		return;
 	}
 	t0 = mono_s();
@@ -299,10 +298,10 @@ static void process(struct slot *s, struct vg_task *t)
 	if (vg_queue_ack_later(s->q, t) != VG_OK &&
 	    vg_queue_ack(s->q, t, &err) != VG_OK)
 		log_task(VG_LOG_WARN, "cannot acknowledge task", t, "err",
-			 err.msg, NULL, NULL);
+		         err.msg, NULL, NULL);
 	if (ctx.note[0])
 		log_task(VG_LOG_INFO, "task done", t, "note", ctx.note, NULL,
-			 NULL);
+		         NULL);
 	else
 		log_task(VG_LOG_DEBUG, "task done", t, NULL, NULL, NULL, NULL);
 }
@@ -318,21 +317,20 @@ static void set_held(struct slot *s, int from, int n)
 /* Send buffered acks, retrying while Redis is away (bounded). */
 static void flush_acks(struct slot *s, int attempts)
 {
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
 	for (int i = 0; i < attempts && vg_queue_pending_acks(s->q); i++) {
 		if (vg_queue_flush(s->q, &err) == VG_OK)
 			return;
 		if (i == 0)
-			vg_warn("cannot acknowledge tasks yet", "err",
-				err.msg);
-		struct timespec ts = { 0, 200000000L };
+			vg_warn("cannot acknowledge tasks yet", "err", err.msg);
+		struct timespec ts = {0, 200000000L};
 		nanosleep(&ts, NULL);
 	}
 	if (vg_queue_pending_acks(s->q))
 		vg_error("giving up acknowledging tasks; they will be "
-			 "delivered again (handlers are idempotent)",
-			 "err", err.msg);
+		         "delivered again (handlers are idempotent)",
+		         "err", err.msg);
 }
 
 static void *run_slot(void *arg)
@@ -343,18 +341,18 @@ static void *run_slot(void *arg)
 	long long first_ack = 0, last_warn = 0;
 
 	while (!atomic_load(&w->stopping)) {
-		struct vg_err err = { 0 };
+		struct vg_err err = {0};
 		int n = 0, i;
 
 		if (vg_queue_claim(s->q, s->batch, w->cfg.prefetch,
-				   w->cfg.block_ms, &n, &err) != VG_OK) {
+		                   w->cfg.block_ms, &n, &err) != VG_OK) {
 			if (mono_ms() - last_warn > 5000) {
 				vg_warn("cannot claim tasks", "err", err.msg);
 				last_warn = mono_ms();
 			}
 			nap(backoff, &w->stopping);
 			backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-							     : backoff * 2;
+			                                     : backoff * 2;
 			continue;
 		}
 		backoff = RETRY_MIN_MS;
@@ -380,12 +378,12 @@ static void *run_slot(void *arg)
 		}
 		if (i < n) {
 			/* stopping: hand the rest back unstarted */
-			if (vg_queue_release(s->q, s->batch + i, (size_t)(n - i),
-					     &err) != VG_OK)
+			if (vg_queue_release(s->q, s->batch + i,
+			                     (size_t)(n - i), &err) != VG_OK)
 				vg_warn("cannot release tasks; they will be "
-					"delivered again after the visibility "
-					"timeout",
-					"err", err.msg);
+				        "delivered again after the visibility "
+				        "timeout",
+				        "err", err.msg);
 			set_held(s, n, n);
 			add_in_flight(w, -(n - i));
 			for (; i < n; i++)
@@ -409,7 +407,7 @@ static void *run_slot(void *arg)
 static void touch_held(struct worker *w)
 {
 	const struct vg_task **held = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	size_t n = 0, cap = 0;
 
 	pthread_mutex_lock(&w->mu);
@@ -436,23 +434,22 @@ static void *run_scheduler(void *arg)
 	int backoff = RETRY_MIN_MS;
 
 	while (!atomic_load(&w->sched_stop)) {
-		struct vg_err err = { 0 };
+		struct vg_err err = {0};
 		long long until = next_touch - mono_ms();
 		int wait = until < SCHED_MAX_WAIT_MS ? (int)until
-						     : SCHED_MAX_WAIT_MS;
+		                                     : SCHED_MAX_WAIT_MS;
 		int moved = 0;
 
-		if (wait > 0 &&
-		    vg_queue_schedule(w->sched_q, wait, &moved, &err) !=
-			    VG_OK) {
+		if (wait > 0 && vg_queue_schedule(w->sched_q, wait, &moved,
+		                                  &err) != VG_OK) {
 			if (mono_ms() - last_warn > 5000) {
 				vg_warn("cannot move delayed tasks", "err",
-					err.msg);
+				        err.msg);
 				last_warn = mono_ms();
 			}
 			nap(backoff, &w->sched_stop);
 			backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-							     : backoff * 2;
+			                                     : backoff * 2;
 		} else {
 			backoff = RETRY_MIN_MS;
 		}
@@ -475,7 +472,7 @@ static void *run_scheduler(void *arg)
 /* ------------------------------------------------------------------ */
 
 int worker_new(const struct worker_config *cfg, struct worker **out,
-	       struct vg_err *err)
+               struct vg_err *err)
 {
 	struct worker *w = NULL;
 	struct vg_queue_opts qo;
@@ -501,9 +498,9 @@ int worker_new(const struct worker_config *cfg, struct worker **out,
 	    w->cfg.prefetch > MAX_PREFETCH || w->ndefs == 0) {
 		free(w);
 		return vg_err_set(err, VG_INVAL,
-				  "concurrency must be 1..%d and prefetch "
-				  "1..%d",
-				  MAX_CONCURRENCY, MAX_PREFETCH);
+		                  "concurrency must be 1..%d and prefetch "
+		                  "1..%d",
+		                  MAX_CONCURRENCY, MAX_PREFETCH);
 	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
@@ -529,14 +526,12 @@ int worker_new(const struct worker_config *cfg, struct worker **out,
 	}
 	if ((rc = vg_queue_new(&qo, &w->sched_q, err)) != VG_OK)
 		goto fail;
-	register_metrics(w, cfg->metrics ? cfg->metrics
-					 : vg_metrics_default());
+	register_metrics(w, cfg->metrics ? cfg->metrics : vg_metrics_default());
 	*out = w;
 	return VG_OK;
 fail:
 	worker_free(w);
-	return rc == VG_NOMEM ? vg_err_set(err, VG_NOMEM, "out of memory")
-			      : rc;
+	return rc == VG_NOMEM ? vg_err_set(err, VG_NOMEM, "out of memory") : rc;
 }
 
 int worker_start(struct worker *w, struct vg_err *err)
@@ -556,7 +551,7 @@ int worker_start(struct worker *w, struct vg_err *err)
 	w->sched_started = 1;
 	for (int i = 0; i < w->nslots; i++) {
 		if (pthread_create(&w->slots[i].th, NULL, run_slot,
-				   &w->slots[i]) != 0) {
+		                   &w->slots[i]) != 0) {
 			worker_stop(w);
 			return vg_err_sys(err, VG_INTERNAL, "worker thread");
 		}

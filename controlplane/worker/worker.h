@@ -15,12 +15,12 @@ struct worker_config {
 	/* Redis connection, prefix, visibility timeout; its types are
 	 * filled from `defs`. */
 	struct vg_queue_opts queue;
-	struct vg_db_pool *db;	     /* borrowed; NULL for tasks without */
+	struct vg_db_pool *db;       /* borrowed; NULL for tasks without */
 	const struct task_def *defs; /* NULL: task_defs() */
 	size_t ndefs;
 	int concurrency; /* worker threads; default 4 */
-	int prefetch;	 /* tasks claimed at once per thread; default 16 */
-	int block_ms;	 /* longest blocking claim; default 1000 */
+	int prefetch;    /* tasks claimed at once per thread; default 16 */
+	int block_ms;    /* longest blocking claim; default 1000 */
 	struct vg_metrics *metrics; /* NULL: the default registry */
 };
 
@@ -28,7 +28,7 @@ struct worker;
 
 /* A new worker, not yet running. */
 int worker_new(const struct worker_config *cfg, struct worker **out,
-	       struct vg_err *err);
+               struct vg_err *err);
 /* Start the threads. */
 int worker_start(struct worker *w, struct vg_err *err);
 /* Stop taking tasks; tasks claimed but not started go back to the queue,

@@ -18,7 +18,7 @@ static int same(const char *a, const char *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	struct vg_task *t = NULL, *back = NULL;
 	struct vg_buf b;
 	int rc;
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    t->first_attempt_ms != back->first_attempt_ms ||
 	    t->last_attempt_ms != back->last_attempt_ms ||
 	    strncmp(t->last_error, back->last_error,
-		    strlen(back->last_error)) != 0 ||
+	            strlen(back->last_error)) != 0 ||
 	    !json_equal((json_t *)t->payload, (json_t *)back->payload))
 		abort();
 	vg_task_free(back);

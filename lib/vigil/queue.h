@@ -46,10 +46,10 @@
 /* Task ids: 32 lower-case hex digits. */
 #define VG_QUEUE_ID_LEN 32
 /* Longest type name: [a-z][a-z0-9_.-]* */
-#define VG_QUEUE_TYPE_MAX 64
+#define VG_QUEUE_TYPE_MAX       64
 #define VG_QUEUE_REQUEST_ID_MAX 128
-#define VG_QUEUE_TENANT_MAX 64
-#define VG_QUEUE_ERROR_MAX 1024
+#define VG_QUEUE_TENANT_MAX     64
+#define VG_QUEUE_ERROR_MAX      1024
 
 /* Retry policy of one task type. */
 struct vg_queue_type {
@@ -64,7 +64,7 @@ struct vg_queue_type {
  * (rnd mod (d/2 + 1)), so retries spread out yet never come sooner than
  * half the nominal delay. */
 long long vg_queue_backoff_ms(const struct vg_queue_type *t, int attempt,
-			      uint32_t rnd);
+                              uint32_t rnd);
 
 /* ------------------------------------------------------------------ */
 /* Tasks and their envelope                                             */
@@ -85,20 +85,20 @@ long long vg_queue_backoff_ms(const struct vg_queue_type *t, int attempt,
 struct vg_task {
 	const char *id;
 	const char *type;
-	const char *tenant;	/* "" when none */
+	const char *tenant;     /* "" when none */
 	const char *request_id; /* "" when none */
-	const json_t *payload;	/* borrowed */
-	int attempts;		/* attempts before this delivery */
-	int attempt;		/* this delivery's number, 1-based (claim) */
+	const json_t *payload;  /* borrowed */
+	int attempts;           /* attempts before this delivery */
+	int attempt;            /* this delivery's number, 1-based (claim) */
 	long long enqueued_ms;
 	long long first_attempt_ms; /* 0 before the first attempt */
 	long long last_attempt_ms;
 	const char *last_error; /* "" when none */
 
 	/* set by vg_queue_claim */
-	char msgid[48];	    /* stream entry id */
+	char msgid[48];     /* stream entry id */
 	char consumer[128]; /* who holds it */
-	int deliveries;	    /* of this stream entry */
+	int deliveries;     /* of this stream entry */
 
 	json_t *root_; /* the parsed envelope (owned) */
 };
@@ -111,7 +111,7 @@ struct vg_task {
  * fuzzed parser.
  */
 int vg_task_decode(const char *data, size_t len, struct vg_task **out,
-		   struct vg_err *err);
+                   struct vg_err *err);
 /* Append the envelope of `t` (canonical key order) to `out`. */
 struct vg_buf;
 int vg_task_encode(const struct vg_task *t, struct vg_buf *out);
@@ -123,17 +123,17 @@ void vg_task_free(struct vg_task *t);
 /* ------------------------------------------------------------------ */
 
 struct vg_queue_opts {
-	const char *host; /* default "127.0.0.1" */
-	int port;	  /* default 6379 */
+	const char *host;     /* default "127.0.0.1" */
+	int port;             /* default 6379 */
 	const char *password; /* NULL: no AUTH */
-	int db;		      /* SELECT; default 0 */
+	int db;               /* SELECT; default 0 */
 	const char *prefix;   /* key hash tag; default "vigil" */
 	const char *group;    /* default "workers" */
 	/* Consumer name (copied); NULL: "<hostname>-<pid>-<n>". */
 	const char *consumer;
 	int visibility_timeout_ms; /* default 30000 */
-	int connect_timeout_ms;	   /* default 2000 */
-	int command_timeout_ms;	   /* default 5000 */
+	int connect_timeout_ms;    /* default 2000 */
+	int command_timeout_ms;    /* default 5000 */
 	/* Retry policies by type name (borrowed; must outlive the queue).
 	 * A consumer dead-letters tasks of types missing here at claim. A
 	 * producer may leave it empty. */
@@ -143,7 +143,7 @@ struct vg_queue_opts {
 	 * vg_queue_claim itself: malformed envelope, unknown type, lost by
 	 * workers too often. `type` is "" when the envelope was unreadable. */
 	void (*on_dead)(void *ctx, const char *type, const char *request_id,
-			const char *error);
+	                const char *error);
 	void *on_dead_ctx;
 };
 
@@ -152,13 +152,13 @@ struct vg_queue;
 /* A new queue handle. It connects on first use, so it can be created
  * while Redis is down; VG_INVAL / VG_NOMEM only. */
 int vg_queue_new(const struct vg_queue_opts *opts, struct vg_queue **out,
-		 struct vg_err *err);
+                 struct vg_err *err);
 void vg_queue_free(struct vg_queue *q);
 /* This handle's consumer name; borrowed. */
 const char *vg_queue_consumer(const struct vg_queue *q);
 /* The policy of `type`, or NULL; borrowed. */
 const struct vg_queue_type *vg_queue_type_find(const struct vg_queue *q,
-					       const char *type);
+                                               const char *type);
 /* Round trip to Redis (readiness checks). */
 int vg_queue_ping(struct vg_queue *q, struct vg_err *err);
 
@@ -167,25 +167,25 @@ int vg_queue_ping(struct vg_queue *q, struct vg_err *err);
 /* ------------------------------------------------------------------ */
 
 struct vg_queue_msg {
-	const char *type;	/* required, [a-z][a-z0-9_.-]{0,63} */
-	const json_t *payload;	/* required, borrowed */
+	const char *type;       /* required, [a-z][a-z0-9_.-]{0,63} */
+	const json_t *payload;  /* required, borrowed */
 	const char *request_id; /* NULL or "": none */
-	const char *tenant;	/* NULL or "": none */
-	long long delay_ms;	/* > 0: delayed by that much */
+	const char *tenant;     /* NULL or "": none */
+	long long delay_ms;     /* > 0: delayed by that much */
 	/* out: the new task's id */
 	char id[VG_QUEUE_ID_LEN + 1];
 };
 
 /* Enqueue one task (one round trip). */
 int vg_queue_enqueue(struct vg_queue *q, struct vg_queue_msg *m,
-		     struct vg_err *err);
+                     struct vg_err *err);
 /* The same, due `delay_ms` from now (Redis's clock). */
 int vg_queue_enqueue_after(struct vg_queue *q, struct vg_queue_msg *m,
-			   long long delay_ms, struct vg_err *err);
+                           long long delay_ms, struct vg_err *err);
 /* Enqueue `n` tasks in one pipelined round trip. On failure some of them
  * may have been enqueued (their ids are set). */
-int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m,
-			  size_t n, struct vg_err *err);
+int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m, size_t n,
+                          struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Consumer                                                             */
@@ -202,11 +202,11 @@ int vg_queue_enqueue_many(struct vg_queue *q, struct vg_queue_msg *m,
  * letters. *n may be 0 after a timeout.
  */
 int vg_queue_claim(struct vg_queue *q, struct vg_task **tasks, int max,
-		   int block_ms, int *n, struct vg_err *err);
+                   int block_ms, int *n, struct vg_err *err);
 
 /* Success: remove the task (one round trip). */
 int vg_queue_ack(struct vg_queue *q, const struct vg_task *t,
-		 struct vg_err *err);
+                 struct vg_err *err);
 /* Success, acknowledged with the next claim or vg_queue_flush (batched).
  * VG_NOMEM is the only failure. */
 int vg_queue_ack_later(struct vg_queue *q, const struct vg_task *t);
@@ -230,19 +230,19 @@ enum vg_queue_outcome {
  * *delay_ms (NULL allowed) the retry delay.
  */
 int vg_queue_fail(struct vg_queue *q, const struct vg_task *t, int permanent,
-		  const char *error, int *outcome, long long *delay_ms,
-		  struct vg_err *err);
+                  const char *error, int *outcome, long long *delay_ms,
+                  struct vg_err *err);
 
 /* Hand tasks back unprocessed (shutdown): each goes back to the end of
  * the stream at once, its attempt not counted. */
-int vg_queue_release(struct vg_queue *q, struct vg_task *const *tasks,
-		     size_t n, struct vg_err *err);
+int vg_queue_release(struct vg_queue *q, struct vg_task *const *tasks, size_t n,
+                     struct vg_err *err);
 
 /* Renew the visibility of tasks still being processed (held by any
  * consumer named in them) so they are not claimed by another; tasks no
  * longer held by their consumer are skipped. */
 int vg_queue_touch(struct vg_queue *q, const struct vg_task *const *tasks,
-		   size_t n, struct vg_err *err);
+                   size_t n, struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Delayed tasks                                                        */
@@ -254,7 +254,7 @@ int vg_queue_touch(struct vg_queue *q, const struct vg_task *const *tasks,
  * the next is due, -1 when none is delayed.
  */
 int vg_queue_promote(struct vg_queue *q, int max, int *moved,
-		     long long *next_ms, struct vg_err *err);
+                     long long *next_ms, struct vg_err *err);
 /*
  * Promote due tasks; when there were none, sleep until the next one is
  * due, a producer signals an earlier one, or `max_wait_ms` passed (BLPOP
@@ -262,7 +262,7 @@ int vg_queue_promote(struct vg_queue *q, int max, int *moved,
  * call.
  */
 int vg_queue_schedule(struct vg_queue *q, int max_wait_ms, int *moved,
-		      struct vg_err *err);
+                      struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Dead letters and statistics                                          */
@@ -270,9 +270,9 @@ int vg_queue_schedule(struct vg_queue *q, int max_wait_ms, int *moved,
 
 /* One dead letter as listed; borrowed for the callback. */
 struct vg_dead {
-	const char *id;		   /* dead-letter stream id */
+	const char *id;             /* dead-letter stream id */
 	const struct vg_task *task; /* NULL when the entry was no envelope */
-	const char *raw;	   /* the bytes then ("" otherwise) */
+	const char *raw;            /* the bytes then ("" otherwise) */
 	size_t raw_len;
 	const char *error;
 	long long dead_ms;
@@ -281,16 +281,14 @@ struct vg_dead {
 /* Call `fn` for each dead letter, oldest first, of `type` (NULL: all),
  * at most `limit` (0: all). `fn` returning non-zero stops the walk. */
 int vg_queue_dlq_list(struct vg_queue *q, const char *type, size_t limit,
-		      int (*fn)(const struct vg_dead *d, void *arg),
-		      void *arg, struct vg_err *err);
+                      int (*fn)(const struct vg_dead *d, void *arg), void *arg,
+                      struct vg_err *err);
 /* Put dead letter `id` back on the stream with its attempts reset (its
  * last error kept); VG_NOTFOUND when there is none, VG_INVAL for an entry
  * that holds no envelope. Atomic: replayed at most once. */
-int vg_queue_dlq_replay(struct vg_queue *q, const char *id,
-			struct vg_err *err);
+int vg_queue_dlq_replay(struct vg_queue *q, const char *id, struct vg_err *err);
 /* Delete dead letter `id`; VG_NOTFOUND when there is none. */
-int vg_queue_dlq_delete(struct vg_queue *q, const char *id,
-			struct vg_err *err);
+int vg_queue_dlq_delete(struct vg_queue *q, const char *id, struct vg_err *err);
 /* Delete every dead letter; *n (NULL allowed) how many there were. */
 int vg_queue_dlq_purge(struct vg_queue *q, long long *n, struct vg_err *err);
 
@@ -302,6 +300,6 @@ struct vg_queue_stats {
 };
 /* One pipelined round trip. */
 int vg_queue_stats(struct vg_queue *q, struct vg_queue_stats *out,
-		   struct vg_err *err);
+                   struct vg_err *err);
 
 #endif

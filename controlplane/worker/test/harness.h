@@ -36,16 +36,16 @@ static long long mono_ms(void)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
 
 static struct vg_db_pool *pool_as(const char *user, int max)
 {
-	struct vg_db_opts o = { .max_conns = max, .acquire_timeout_ms = 20000 };
+	struct vg_db_opts o = {.max_conns = max, .acquire_timeout_ms = 20000};
 	struct vg_db_pool *p = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	char ci[256];
 
 	o.conninfo = vg_ts_pg_conninfo(&pg, user, "vigil", ci, sizeof(ci));
@@ -54,10 +54,11 @@ static struct vg_db_pool *pool_as(const char *user, int max)
 	return p;
 }
 
-static __attribute__((unused)) void su_exec(const char *sql, int n, const char *const *params)
+static __attribute__((unused)) void su_exec(const char *sql, int n,
+                                            const char *const *params)
 {
 	struct vg_db_conn *c = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
 	if (vg_db_acquire(su, &c, &err) != VG_OK ||
 	    vg_db_exec(c, sql, n, params, NULL, &err) != VG_OK)
@@ -69,7 +70,7 @@ static __attribute__((unused)) void su_exec(const char *sql, int n, const char *
 static long long su_num(const char *sql, int n, const char *const *params)
 {
 	struct vg_db_conn *c = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	char *v = NULL;
 	long long r;
 
@@ -85,7 +86,7 @@ static long long su_num(const char *sql, int n, const char *const *params)
 static char *su_str(const char *sql, int n, const char *const *params)
 {
 	struct vg_db_conn *c = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	char *v = NULL;
 
 	if (vg_db_acquire(su, &c, &err) != VG_OK ||
@@ -98,21 +99,21 @@ static char *su_str(const char *sql, int n, const char *const *params)
 static int start_services(void)
 {
 	struct vg_db_pool *p;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
 	if (vg_ts_pg_start(&pg) != 0 || vg_ts_redis_start(&redis, 1) != 0)
 		return -1;
 	{
-		struct vg_db_opts o = { .max_conns = 1 };
+		struct vg_db_opts o = {.max_conns = 1};
 		struct vg_db_conn *c = NULL;
 		char ci[256];
 
 		o.conninfo = vg_ts_pg_conninfo(&pg, "postgres", "postgres", ci,
-					       sizeof(ci));
+		                               sizeof(ci));
 		if (vg_db_pool_new(&o, &p, &err) != VG_OK ||
 		    vg_db_acquire(p, &c, &err) != VG_OK ||
 		    vg_db_exec_script(c, "CREATE DATABASE vigil", &err) !=
-			    VG_OK)
+		            VG_OK)
 			return -1;
 		vg_db_release(c);
 		vg_db_pool_free(p);
@@ -136,10 +137,10 @@ static void stop_services(void)
 /* A new tenant; its id into `id` (37 bytes). */
 static void make_tenant(const char *name, char *id)
 {
-	const char *p[] = { name };
+	const char *p[] = {name};
 	char *v = su_str("SELECT vigil.tenant_upsert(gen_random_uuid(), $1, "
-			 "'', '')",
-			 1, p);
+	                 "'', '')",
+	                 1, p);
 
 	snprintf(id, 37, "%s", v);
 	free(v);
@@ -149,23 +150,23 @@ static void make_tenant(const char *name, char *id)
 static void make_run(const char *tenant, int shards, char *id)
 {
 	char s[16];
-	const char *p[] = { tenant, s };
+	const char *p[] = {tenant, s};
 	char *v;
 
 	snprintf(s, sizeof(s), "%d", shards);
 	v = su_str("INSERT INTO vigil.scan_runs (tenant_id, shards) "
-		   "VALUES ($1, $2::integer) RETURNING id",
-		   2, p);
+	           "VALUES ($1, $2::integer) RETURNING id",
+	           2, p);
 	snprintf(id, 37, "%s", v);
 	free(v);
 }
 
 /* An ingest payload with `n` findings (fingerprints fp-0..), new. */
 static json_t *ingest_payload(const char *tenant, const char *run,
-			      const char *batch, int n, int final)
+                              const char *batch, int n, int final)
 {
-	static const char *const sev[] = { "info", "low", "medium", "high",
-					   "critical" };
+	static const char *const sev[] = {"info", "low", "medium", "high",
+	                                  "critical"};
 	json_t *f = json_array();
 
 	for (int i = 0; i < n; i++) {
@@ -174,20 +175,20 @@ static json_t *ingest_payload(const char *tenant, const char *run,
 		snprintf(fp, sizeof(fp), "%s-fp-%d", batch, i);
 		json_array_append_new(
 			f, json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "host",
-				     "10.0.0.1", "port", 443, "severity",
-				     sev[i % 5], "fingerprint", fp, "scanner",
-				     "tls", "evidence", "banner", "x"));
+		                     "10.0.0.1", "port", 443, "severity",
+		                     sev[i % 5], "fingerprint", fp, "scanner",
+		                     "tls", "evidence", "banner", "x"));
 	}
 	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:o}", "tenant_id", tenant,
-			 "run_id", run, "batch_id", batch, "shard", 0, "final",
-			 final, "findings", f);
+	                 "run_id", run, "batch_id", batch, "shard", 0, "final",
+	                 final, "findings", f);
 }
 
 static struct vg_queue *open_q(const char *prefix)
 {
-	struct vg_queue_opts o = { .port = redis.port, .prefix = prefix };
+	struct vg_queue_opts o = {.port = redis.port, .prefix = prefix};
 	struct vg_queue *q = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
 	if (vg_queue_new(&o, &q, &err) != VG_OK)
 		fail_msg("queue: %s", err.msg);
@@ -195,13 +196,13 @@ static struct vg_queue *open_q(const char *prefix)
 }
 
 static void enqueue(struct vg_queue *q, const char *type, json_t *payload,
-		    const char *tenant)
+                    const char *tenant)
 {
-	struct vg_queue_msg m = { .type = type,
-				  .payload = payload,
-				  .request_id = "req-test",
-				  .tenant = tenant };
-	struct vg_err err = { 0 };
+	struct vg_queue_msg m = {.type = type,
+	                         .payload = payload,
+	                         .request_id = "req-test",
+	                         .tenant = tenant};
+	struct vg_err err = {0};
 
 	if (vg_queue_enqueue(q, &m, &err) != VG_OK)
 		fail_msg("enqueue: %s", err.msg);
@@ -210,7 +211,7 @@ static void enqueue(struct vg_queue *q, const char *type, json_t *payload,
 static struct vg_queue_stats qstats(struct vg_queue *q)
 {
 	struct vg_queue_stats s;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	int rc = VG_IO;
 
 	/* after a Redis restart the first call finds the old connection
@@ -234,15 +235,15 @@ static void wait_drained(struct vg_queue *q, int ms)
 			return;
 		if (mono_ms() - t0 > ms)
 			fail_msg("queue not drained after %d ms: ready %lld "
-				 "pending %lld delayed %lld dead %lld",
-				 ms, s.ready, s.pending, s.delayed, s.dead);
+			         "pending %lld delayed %lld dead %lld",
+			         ms, s.ready, s.pending, s.delayed, s.dead);
 		sleep_ms(20);
 	}
 }
 
 /* Wait until a superuser query counts `want`; fail after `ms`. */
 static void wait_count(const char *sql, int n, const char *const *params,
-		       long long want, int ms)
+                       long long want, int ms)
 {
 	long long t0 = mono_ms(), got = -1;
 
@@ -264,16 +265,16 @@ struct run_lock {
 
 static void lock_run(struct run_lock *l, const char *run)
 {
-	const char *p[] = { run };
-	struct vg_err err = { 0 };
+	const char *p[] = {run};
+	struct vg_err err = {0};
 
 	l->p = pool_as("postgres", 1);
 	if (vg_db_acquire(l->p, &l->c, &err) != VG_OK ||
 	    vg_db_begin(l->c, NULL, 0, &err) != VG_OK ||
 	    vg_db_exec(l->c,
-		       "SELECT 1 FROM vigil.scan_runs WHERE id = $1 "
-		       "FOR UPDATE",
-		       1, p, NULL, &err) != VG_OK)
+	               "SELECT 1 FROM vigil.scan_runs WHERE id = $1 "
+	               "FOR UPDATE",
+	               1, p, NULL, &err) != VG_OK)
 		fail_msg("lock run: %s", err.msg);
 }
 
@@ -289,8 +290,8 @@ static void unlock_run(struct run_lock *l)
 static long long lock_waiters(void)
 {
 	return su_num("SELECT count(*) FROM pg_stat_activity "
-		      "WHERE wait_event_type = 'Lock'",
-		      0, NULL);
+	              "WHERE wait_event_type = 'Lock'",
+	              0, NULL);
 }
 
 static void wait_lock_waiters(long long want, int ms)

@@ -45,12 +45,12 @@ static int teardown(void **state)
 }
 
 static struct worker *start(const char *prefix, int concurrency,
-			    struct vg_metrics *reg)
+                            struct vg_metrics *reg)
 {
 	struct worker_config c = {
-		.queue = { .port = redis.port,
-			   .prefix = prefix,
-			   .visibility_timeout_ms = 2000 },
+		.queue = {.port = redis.port,
+	                  .prefix = prefix,
+	                  .visibility_timeout_ms = 2000},
 		.db = app,
 		.defs = fast_defs,
 		.ndefs = nfast,
@@ -60,10 +60,9 @@ static struct worker *start(const char *prefix, int concurrency,
 		.metrics = reg,
 	};
 	struct worker *w = NULL;
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 
-	if (worker_new(&c, &w, &err) != VG_OK ||
-	    worker_start(w, &err) != VG_OK)
+	if (worker_new(&c, &w, &err) != VG_OK || worker_start(w, &err) != VG_OK)
 		fail_msg("worker: %s", err.msg);
 	return w;
 }
@@ -75,8 +74,7 @@ static void stop(struct worker *w)
 	worker_free(w);
 }
 
-static double metric(struct vg_metrics *reg, const char *name,
-		     const char *type)
+static double metric(struct vg_metrics *reg, const char *name, const char *type)
 {
 	struct vg_buf b;
 	char key[160];
@@ -106,19 +104,18 @@ static int collect(const struct vg_dead *d, void *arg)
 	s->n++;
 	snprintf(s->id, sizeof(s->id), "%s", d->id);
 	snprintf(s->error, sizeof(s->error), "%s", d->error);
-	snprintf(s->type, sizeof(s->type), "%s",
-		 d->task ? d->task->type : "");
+	snprintf(s->type, sizeof(s->type), "%s", d->task ? d->task->type : "");
 	s->attempts = d->task ? d->task->attempts : -1;
 	return 0;
 }
 
 static struct dead_seen dead_letters(struct vg_queue *q)
 {
-	struct dead_seen s = { 0 };
-	struct vg_err err = { 0 };
+	struct dead_seen s = {0};
+	struct vg_err err = {0};
 
 	assert_int_equal(vg_queue_dlq_list(q, NULL, 0, collect, &s, &err),
-			 VG_OK);
+	                 VG_OK);
 	return s;
 }
 
@@ -131,7 +128,7 @@ static void test_ingest_finalize_report(void **state)
 	struct worker *w = start("w-chain", 2, reg);
 	struct vg_queue *q = open_q("w-chain");
 	char run[37];
-	const char *p[] = { run };
+	const char *p[] = {run};
 	json_t *b1, *b2;
 
 	make_run(tenant, 2, run);
@@ -139,44 +136,44 @@ static void test_ingest_finalize_report(void **state)
 	/* the same fingerprint twice in one batch is one finding */
 	b2 = ingest_payload(tenant, run, "shard1-b1", 3, 1);
 	json_array_append(json_object_get(b2, "findings"),
-			  json_array_get(json_object_get(b2, "findings"), 0));
+	                  json_array_get(json_object_get(b2, "findings"), 0));
 	json_object_set_new(b2, "shard", json_integer(1));
 	enqueue(q, "ingest", b1, tenant);
 	enqueue(q, "ingest", b2, tenant);
 
-	wait_count("SELECT count(*) FROM vigil.reports WHERE run_id = $1", 1,
-		   p, 1, 10000);
+	wait_count("SELECT count(*) FROM vigil.reports WHERE run_id = $1", 1, p,
+	           1, 10000);
 	wait_drained(q, 5000);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings "
-				"WHERE run_id = $1",
-				1, p),
-			 8);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 8);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.ingest_batches "
-				"WHERE run_id = $1",
-				1, p),
-			 2);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 2);
 	char *state_ = su_str("SELECT state || ' ' || shards_done || ' ' || "
-			      "(finding_counts->>'total') || ' ' || "
-			      "(finding_counts->>'critical') "
-			      "FROM vigil.scan_runs WHERE id = $1",
-			      1, p);
+	                      "(finding_counts->>'total') || ' ' || "
+	                      "(finding_counts->>'critical') "
+	                      "FROM vigil.scan_runs WHERE id = $1",
+	                      1, p);
 	assert_string_equal(state_, "succeeded 2 8 1");
 	free(state_);
 	char *rep = su_str("SELECT state || ' ' || kind || ' ' || "
-			   "(summary->>'total') FROM vigil.reports "
-			   "WHERE run_id = $1",
-			   1, p);
+	                   "(summary->>'total') FROM vigil.reports "
+	                   "WHERE run_id = $1",
+	                   1, p);
 	assert_string_equal(rep, "pending run 8");
 	free(rep);
 	assert_int_equal((int)metric(reg, "vigil_worker_tasks_processed_total",
-				     "ingest"),
-			 2);
+	                             "ingest"),
+	                 2);
 	assert_int_equal((int)metric(reg, "vigil_worker_tasks_processed_total",
-				     "finalize"),
-			 1);
+	                             "finalize"),
+	                 1);
 	assert_int_equal((int)metric(reg, "vigil_worker_tasks_processed_total",
-				     "report"),
-			 1);
+	                             "report"),
+	                 1);
 	struct vg_queue_stats s = qstats(q);
 	assert_int_equal(s.dead, 0);
 	stop(w);
@@ -194,7 +191,7 @@ static void test_redelivery_is_idempotent(void **state)
 	struct vg_metrics *reg = vg_metrics_new();
 	struct vg_queue *q = open_q("w-idem");
 	char run[37];
-	const char *p[] = { run };
+	const char *p[] = {run};
 	json_t *b;
 	struct worker *w;
 
@@ -204,27 +201,27 @@ static void test_redelivery_is_idempotent(void **state)
 	for (int i = 0; i < 3; i++)
 		enqueue(q, "ingest", b, tenant);
 	w = start("w-idem", 3, reg);
-	wait_count("SELECT count(*) FROM vigil.reports WHERE run_id = $1", 1,
-		   p, 1, 10000);
+	wait_count("SELECT count(*) FROM vigil.reports WHERE run_id = $1", 1, p,
+	           1, 10000);
 	wait_drained(q, 5000);
 	/* and later once more */
 	enqueue(q, "ingest", b, tenant);
 	wait_drained(q, 5000);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings "
-				"WHERE run_id = $1",
-				1, p),
-			 4);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 4);
 	assert_int_equal(su_num("SELECT shards_done FROM vigil.scan_runs "
-				"WHERE id = $1",
-				1, p),
-			 1);
+	                        "WHERE id = $1",
+	                        1, p),
+	                 1);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.reports "
-				"WHERE run_id = $1",
-				1, p),
-			 1);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 1);
 	assert_int_equal((int)metric(reg, "vigil_worker_tasks_processed_total",
-				     "ingest"),
-			 4);
+	                             "ingest"),
+	                 4);
 	stop(w);
 	json_decref(b);
 	vg_queue_free(q);
@@ -241,9 +238,9 @@ static void test_poison_dead_letters_then_replay(void **state)
 	struct vg_metrics *reg = vg_metrics_new();
 	struct worker *w = start("w-poison", 1, reg);
 	struct vg_queue *q = open_q("w-poison");
-	struct vg_err err = { 0 };
+	struct vg_err err = {0};
 	char run[37] = "00000000-0000-4000-8000-000000000001";
-	const char *p[] = { run };
+	const char *p[] = {run};
 	json_t *b = ingest_payload(tenant, run, "b-poison", 2, 0);
 	struct dead_seen d;
 	long long t0 = mono_ms();
@@ -256,31 +253,32 @@ static void test_poison_dead_letters_then_replay(void **state)
 	assert_int_equal(d.attempts, 3);
 	assert_string_equal(d.type, "ingest");
 	assert_non_null(strstr(d.error, "VG_CONFLICT")); /* foreign key */
-	assert_int_equal((int)metric(reg, "vigil_worker_tasks_failed_total",
-				     "ingest"),
-			 3);
-	assert_int_equal((int)metric(reg, "vigil_worker_tasks_retried_total",
-				     "ingest"),
-			 2);
+	assert_int_equal(
+		(int)metric(reg, "vigil_worker_tasks_failed_total", "ingest"),
+		3);
+	assert_int_equal(
+		(int)metric(reg, "vigil_worker_tasks_retried_total", "ingest"),
+		2);
 	assert_int_equal((int)metric(reg,
-				     "vigil_worker_tasks_dead_lettered_total",
-				     "ingest"),
-			 1);
+	                             "vigil_worker_tasks_dead_lettered_total",
+	                             "ingest"),
+	                 1);
 
 	/* the run appears (as if created late): replay succeeds */
-	const char *ins[] = { run, tenant };
+	const char *ins[] = {run, tenant};
 	su_exec("INSERT INTO vigil.scan_runs (id, tenant_id) VALUES ($1, $2)",
-		2, ins);
+	        2, ins);
 	assert_int_equal(vg_queue_dlq_replay(q, d.id, &err), VG_OK);
 	wait_count("SELECT count(*) FROM vigil.findings WHERE run_id = $1", 1,
-		   p, 2, 10000);
+	           p, 2, 10000);
 	wait_drained(q, 5000);
 	assert_int_equal(qstats(q).dead, 0);
 
 	/* purge */
-	json_t *again = ingest_payload(tenant, "00000000-0000-4000-8000-"
-						"000000000002",
-				       "b-x", 1, 0);
+	json_t *again = ingest_payload(tenant,
+	                               "00000000-0000-4000-8000-"
+	                               "000000000002",
+	                               "b-x", 1, 0);
 	enqueue(q, "ingest", again, tenant);
 	t0 = mono_ms();
 	while (qstats(q).dead < 1 && mono_ms() - t0 < 10000)
@@ -320,25 +318,24 @@ static void test_malformed_payloads(void **state)
 	assert_int_equal(d.n, 1);
 	assert_int_equal(d.attempts, 1); /* no retries */
 	assert_string_equal(d.error,
-			    "VG_INVAL: payload: \"batch_id\" is missing");
+	                    "VG_INVAL: payload: \"batch_id\" is missing");
 
 	/* a bad severity deep inside */
 	json_decref(bad);
 	bad = ingest_payload(tenant, run, "b-sev", 3, 0);
-	json_object_set_new(
-		json_array_get(json_object_get(bad, "findings"), 2),
-		"severity", json_string("urgent"));
+	json_object_set_new(json_array_get(json_object_get(bad, "findings"), 2),
+	                    "severity", json_string("urgent"));
 	enqueue(q, "ingest", bad, tenant);
 	/* another tenant's id in the payload: refused, not retried */
 	json_decref(bad);
 	bad = ingest_payload("00000000-0000-4000-8000-0000000000aa", run,
-			     "b-tenant", 1, 0);
+	                     "b-tenant", 1, 0);
 	enqueue(q, "ingest", bad, tenant);
 	/* bytes that are no envelope at all */
 	{
 		redisContext *c = redisConnect("127.0.0.1", redis.port);
 		redisReply *r = redisCommand(c, "XADD {w-bad}:tasks * e %s",
-					     "\x01garbage");
+		                             "\x01garbage");
 
 		freeReplyObject(r);
 		redisFree(c);
@@ -348,18 +345,18 @@ static void test_malformed_payloads(void **state)
 		sleep_ms(20);
 	assert_int_equal(qstats(q).dead, 4);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings f "
-				"JOIN vigil.scan_runs r ON r.id = f.run_id "
-				"WHERE r.id = $1",
-				1, (const char *[]){ run }),
-			 0);
+	                        "JOIN vigil.scan_runs r ON r.id = f.run_id "
+	                        "WHERE r.id = $1",
+	                        1, (const char *[]){run}),
+	                 0);
 	/* the worker is still alive and processing */
 	good = ingest_payload(tenant, run, "b-good", 2, 0);
 	enqueue(q, "ingest", good, tenant);
 	wait_drained(q, 5000);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings "
-				"WHERE run_id = $1",
-				1, (const char *[]){ run }),
-			 2);
+	                        "WHERE run_id = $1",
+	                        1, (const char *[]){run}),
+	                 2);
 	stop(w);
 	json_decref(bad);
 	json_decref(good);
@@ -378,7 +375,7 @@ static void test_redis_crash_loses_nothing(void **state)
 	struct run_lock lock;
 	struct worker *w;
 	char run[37];
-	const char *p[] = { run };
+	const char *p[] = {run};
 
 	make_run(tenant, 1, run);
 	for (int i = 0; i < N; i++) {
@@ -401,13 +398,13 @@ static void test_redis_crash_loses_nothing(void **state)
 	unlock_run(&lock);
 
 	wait_count("SELECT count(*) FROM vigil.ingest_batches "
-		   "WHERE run_id = $1",
-		   1, p, N, 30000);
+	           "WHERE run_id = $1",
+	           1, p, N, 30000);
 	wait_drained(q, 15000);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings "
-				"WHERE run_id = $1",
-				1, p),
-			 N * PER);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 N * PER);
 	assert_int_equal(qstats(q).dead, 0);
 	stop(w);
 	vg_queue_free(q);
@@ -425,7 +422,7 @@ static void test_stop_drains(void **state)
 	struct run_lock lock;
 	struct worker *w, *w2;
 	char run[37];
-	const char *p[] = { run };
+	const char *p[] = {run};
 
 	make_run(tenant, 1, run);
 	for (int i = 0; i < N; i++) {
@@ -448,9 +445,9 @@ static void test_stop_drains(void **state)
 	worker_free(w);
 	/* the one in flight finished; the rest of its batch went back */
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.ingest_batches "
-				"WHERE run_id = $1",
-				1, p),
-			 1);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 1);
 	struct vg_queue_stats s = qstats(q);
 	assert_int_equal(s.pending, 0);
 	assert_int_equal(s.ready, N - 1);
@@ -459,9 +456,9 @@ static void test_stop_drains(void **state)
 	wait_drained(q, 10000);
 	stop(w2);
 	assert_int_equal(su_num("SELECT count(*) FROM vigil.findings "
-				"WHERE run_id = $1",
-				1, p),
-			 2 * N);
+	                        "WHERE run_id = $1",
+	                        1, p),
+	                 2 * N);
 	vg_queue_free(q);
 	vg_metrics_free(reg);
 }
