@@ -91,7 +91,7 @@ H_UNUSED static char *h_sql(const char *sql)
 }
 
 H_UNUSED /* Run a script (several statements) as the superuser. */
-static void h_script(const char *sql)
+H_UNUSED static void h_script(const char *sql)
 {
 	struct vg_db_pool *p = h_owner_pool();
 	struct vg_db_conn *c = NULL;
@@ -106,7 +106,7 @@ static void h_script(const char *sql)
 
 /* A Redis command on the test server; the reply as a new string, or
  * NULL. */
-static char *h_redis(const char *cmd)
+H_UNUSED static char *h_redis(const char *cmd)
 {
 	struct timeval tv = {2, 0};
 	redisContext *c = redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);
@@ -130,7 +130,7 @@ static char *h_redis(const char *cmd)
 }
 
 /* Forget failed authentications (tests share one client address). */
-static void h_clear_auth_failures(void)
+H_UNUSED static void h_clear_auth_failures(void)
 {
 	struct timeval tv = {2, 0};
 	redisContext *c = redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);

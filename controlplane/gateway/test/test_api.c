@@ -817,6 +817,42 @@ static void test_metrics(void **state)
 	h_resp_free(&r);
 }
 
+/* Without its own login the request path is the owner's login switched
+ * to vigil_app for the whole session: no BYPASSRLS, owns nothing. */
+static void test_request_path_role(void **state)
+{
+	struct gw_config c = H.cfg;
+	struct vg_db_opts o = {.max_conns = 1};
+	struct vg_db_pool *p = NULL;
+	struct vg_db_conn *conn = NULL;
+	struct vg_err err = {0};
+	char *ci, *v = NULL;
+
+	(void)state;
+	c.db_app_user = NULL;
+	ci = gw_config_conninfo(&c, 1);
+	o.conninfo = ci;
+	assert_int_equal(vg_db_pool_new(&o, &p, &err), VG_OK);
+	assert_int_equal(vg_db_acquire(p, &conn, &err), VG_OK);
+	assert_int_equal(vg_db_query_value(conn,
+					   "SELECT current_user || ' ' ||"
+					   " (SELECT rolbypassrls::text FROM"
+					   " pg_roles WHERE rolname ="
+					   " current_user)",
+					   0, NULL, &v, &err),
+			 VG_OK);
+	assert_string_equal(v, "vigil_app false");
+	free(v);
+	vg_db_release(conn);
+	vg_db_pool_free(p);
+	free(ci);
+	/* and the gateway's own pool */
+	v = h_sql("SELECT count(*) FROM pg_stat_activity WHERE"
+		  " application_name = 'vigil-gateway' AND usename <> 'vigil_app'");
+	assert_string_equal(v, "0");
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -833,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_requests),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_request_path_role),
 	};
 
 	return cmocka_run_group_tests(tests, h_setup_all, h_teardown_all);
