@@ -136,6 +136,32 @@ static int apply(struct rec *rc, const struct vg_kube_resource *r,
 				    &rc->err);
 		rc->writes++;
 	}
+	if (rc_ == VG_INVAL && live) {
+		/*
+		 * Apply merges list-maps by key, so a hand edit that changed
+		 * a key (a Service port 8080 -> 9999 under another manager)
+		 * survives next to ours and the merge is invalid (duplicate
+		 * port name). Put our lists back wholesale with a merge
+		 * patch, then apply again so the fields are ours to manage.
+		 */
+		struct vg_kube_patch_opts mp = { .type = VG_KUBE_PATCH_MERGE,
+						 .field_manager =
+							 VIGIL_FIELD_MANAGER };
+
+		vg_warn("apply rejected, restoring with a merge patch",
+			"controller", rc->def->name, "reconcile_id", rc->id,
+			"kind", r->kind, "namespace", ns, "name", name, "err",
+			rc->err.msg);
+		vg_err_clear(&rc->err);
+		rc_ = vg_kube_patch(rc->m->o.client, r, ns, name, desired, &mp,
+				    NULL, &rc->err);
+		rc->writes++;
+		if (rc_ == VG_OK) {
+			rc_ = vg_kube_apply(rc->m->o.client, r, ns, desired,
+					    &po, NULL, &rc->err);
+			rc->writes++;
+		}
+	}
 	if (rc_ == VG_OK)
 		vg_info(live ? "updated" : "created", "controller",
 			rc->def->name, "reconcile_id", rc->id, "kind", r->kind,

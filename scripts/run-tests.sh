@@ -8,7 +8,8 @@
 #         tests; integration tests start their own PostgreSQL/Redis)
 #   e2e   the local Kubernetes control plane is started if it is not up
 #         (and stopped again at the end unless VIGIL_KEEP_CLUSTER=1); then
-#         every <build>/e2e/test_* binary, and once e2e/test_*.sh
+#         every <build>/e2e/ binary, and e2e/test_*.sh: once, or for every
+#         build when marked "# vigil-e2e: per-build"
 #
 # Ends with one line "N passed, N failed" counting test cases; exits non-zero
 # when anything failed.
@@ -102,12 +103,17 @@ for b in "$@"; do
 			while IFS= read -r t; do
 				run_one "${t#$b/} [$b]" "$t"
 			done < <(find "$b/e2e" -type f \( -name 'test_*' -o -name 'e2e_*' \) -perm -u+x 2>/dev/null | sort)
-			if [ $first -eq 1 ]; then
-				for s in e2e/test_*.sh; do
-					[ -e "$s" ] || continue
+			# scripts marked "vigil-e2e: per-build" drive this build's
+			# programs (VIGIL_BUILD); the others test the cluster and
+			# the API once
+			for s in e2e/test_*.sh; do
+				[ -e "$s" ] || continue
+				if grep -q '^# vigil-e2e: per-build' "$s"; then
+					VIGIL_BUILD=$b run_one "$s [$b]" bash "$s"
+				elif [ $first -eq 1 ]; then
 					run_one "$s" bash "$s"
-				done
-			fi
+				fi
+			done
 		fi
 	fi
 	first=0

@@ -117,10 +117,11 @@ operator_kill9() {
 	eval "OP_${1}_PID="
 }
 
-# metric PORT NAME[{labels}]: sum of the matching series, 0 when absent
+# metric PORT NAME[{label="v"...]: sum of the series starting with it, 0
+# when absent
 metric() {
 	curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '
-		index($0, m) == 1 && (substr($0, length(m) + 1, 1) ~ /[ {]/ || m ~ /}$/) { s += $NF }
+		index($0, m) == 1 && substr($0, length(m) + 1, 1) ~ /[ {,}]/ { s += $NF }
 		END { printf "%d\n", s }'
 }
 

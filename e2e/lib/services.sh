@@ -11,7 +11,8 @@ pg_start() {
 	PG_PORT=$(free_port)
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres: "$PG_DIR"
-		as=(runuser -u postgres --)
+		# setpriv execs in place (no forking wrapper), so PG_PID is postgres
+		as=(setpriv --reuid=postgres --regid=postgres --init-groups)
 	fi
 	"${as[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 \
 		--no-sync --locale=C >"$PG_DIR.log" 2>&1 || { cat "$PG_DIR.log"; fail "initdb failed"; }
