@@ -30,10 +30,12 @@ static void check_db(struct gw *g)
 		 vg_db_exec(c, "SELECT 1", 0, NULL, NULL, &err) == VG_OK;
 
 	vg_db_release(c);
-	if (ok != atomic_exchange(&g->db_ok, ok))
-		vg_log(ok ? VG_LOG_INFO : VG_LOG_WARN,
-		       ok ? "postgresql reachable" : "postgresql unreachable",
-		       "err", ok ? NULL : err.msg, (const char *)NULL);
+	if (ok == atomic_exchange(&g->db_ok, ok))
+		return;
+	if (ok)
+		vg_info("postgresql reachable");
+	else
+		vg_warn("postgresql unreachable", "err", err.msg);
 }
 
 static void check_redis(struct gw *g)
@@ -41,10 +43,12 @@ static void check_redis(struct gw *g)
 	struct vg_err err = {0};
 	int ok = gw_redis_cmd(g->redis, NULL, &err, "PING", NULL) == VG_OK;
 
-	if (ok != atomic_exchange(&g->redis_ok, ok))
-		vg_log(ok ? VG_LOG_INFO : VG_LOG_WARN,
-		       ok ? "redis reachable" : "redis unreachable", "err",
-		       ok ? NULL : err.msg, (const char *)NULL);
+	if (ok == atomic_exchange(&g->redis_ok, ok))
+		return;
+	if (ok)
+		vg_info("redis reachable");
+	else
+		vg_warn("redis unreachable", "err", err.msg);
 }
 
 static void refresh_gauges(struct gw *g)

@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -89,6 +90,7 @@ struct srv {
 	struct srv_ops ops;
 	void *ud;
 	int listen_fd;
+	int reserve_fd; /* given back when descriptors run out */
 	int port;
 	struct loop *loops;
 	int nloops;
@@ -595,16 +597,36 @@ static void on_conn_event(struct conn *c, uint32_t ev, int64_t now)
 
 static void refuse_conn(int fd)
 {
-	static const char busy[] =
-		"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		"application/json\r\nContent-Length: 84\r\nConnection: "
-		"close\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":"
+	static const char body[] =
+		"{\"error\":{\"code\":\"unavailable\",\"message\":"
 		"\"too many connections\",\"request_id\":\"\"}}";
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+			 "application/json\r\nContent-Length: %zu\r\n"
+			 "Retry-After: 1\r\nConnection: close\r\n\r\n%s",
+			 sizeof(body) - 1, body);
 
-	if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* the peer learns from the close */
 	}
 	close(fd);
+}
+
+/* Out of descriptors: the pending connection would wake every loop again
+ * and again. Give back the reserve descriptor, take the connection and
+ * close it, and take the reserve again (nginx and libev do the same). */
+static void shed_connection(struct srv *s)
+{
+	int fd;
+
+	if (s->reserve_fd < 0)
+		return;
+	close(s->reserve_fd);
+	fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void accept_all(struct loop *lp, int64_t now)
@@ -623,7 +645,14 @@ static void accept_all(struct loop *lp, int64_t now)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			return; /* EAGAIN, or EMFILE: retried on the next event */
+			if (errno == EMFILE || errno == ENFILE) {
+				pthread_mutex_lock(&s->qmu);
+				shed_connection(s);
+				pthread_mutex_unlock(&s->qmu);
+				vg_warn("server: out of file descriptors; "
+					"connection refused");
+			}
+			return;
 		}
 		if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns ||
 		    !(c = calloc(1, sizeof(*c)))) {
@@ -861,6 +890,7 @@ int srv_new(const struct srv_config *cfg, const struct srv_ops *ops,
 	s->ops = *ops;
 	s->ud = ud;
 	s->listen_fd = -1;
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (s->cfg.loops <= 0)
 		s->cfg.loops = ncpu > 0 ? (int)ncpu : 1;
 	if (s->cfg.workers <= 0)
@@ -992,6 +1022,8 @@ void srv_free(struct srv *s)
 	}
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
 	free(s->loops);
 	free(s->workers);
 	pthread_mutex_destroy(&s->qmu);

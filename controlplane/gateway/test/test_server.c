@@ -251,6 +251,15 @@ static void test_max_conns(void **state)
 	out = slurp(c, 2000, &closed);
 	assert_non_null(strstr(out, " 503 "));
 	assert_true(closed);
+	{
+		const char *body = strstr(out, "\r\n\r\n");
+		const char *cl = strstr(out, "Content-Length: ");
+
+		assert_non_null(body);
+		assert_non_null(cl);
+		assert_int_equal(strtol(cl + 16, NULL, 10), strlen(body + 4));
+		assert_int_equal(strncmp(body + 4, "{\"error\":", 9), 0);
+	}
 	free(out);
 	close(c);
 	put(a, "GET /inline?a HTTP/1.1\r\nHost: x\r\n\r\n");

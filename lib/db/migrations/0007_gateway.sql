@@ -55,19 +55,24 @@ CREATE FUNCTION user_id_by_subject(p_subject text) RETURNS uuid
 
 -- Authentication by API key: the live key with this prefix (the caller
 -- compares the hash itself, in constant time). `stale` asks the caller to
--- refresh last_used_at, at most once a minute.
+-- refresh last_used_at, at most once a minute. PL/pgSQL rather than SQL:
+-- it runs on every request, and a SECURITY DEFINER SQL function is
+-- planned again at each call while PL/pgSQL keeps its plan.
 CREATE FUNCTION api_key_by_prefix(p_prefix text)
 	RETURNS TABLE (id uuid, tenant_id uuid, tenant_name text, role text,
 		       hash bytea, stale boolean)
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = vigil, pg_catalog
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = vigil, pg_catalog
 	AS $$
+BEGIN
+	RETURN QUERY
 	SELECT k.id, k.tenant_id, t.name, k.role, k.hash,
 	       k.last_used_at IS NULL OR k.last_used_at < now() - interval '60 seconds'
 	  FROM api_keys k
 	  JOIN tenants t ON t.id = k.tenant_id AND t.state = 'active'
 	 WHERE k.prefix = p_prefix
 	   AND k.revoked_at IS NULL
-	   AND (k.expires_at IS NULL OR k.expires_at > now())
+	   AND (k.expires_at IS NULL OR k.expires_at > now());
+END
 $$;
 
 -- Platform admins reading the platform's audit chain (tenant_id NULL),

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The gateway's HTTP throughput next to nginx's `return 200`, measured in
+# the same run on this machine (wrk, keep-alive, loopback), printed as
+# ratios. Starts a throw-away PostgreSQL and Redis; stops everything it
+# started. Not a test: it never gates CI.
+#
+#   controlplane/gateway/bench/http.sh [build-dir]     (default: build)
+#
+# Needs wrk and nginx (Debian packages wrk, nginx-light or nginx).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+build=${1:-build}
+gw=$top/$build/bin/vigil-gateway
+secs=${BENCH_SECONDS:-8}
+conns=${BENCH_CONNECTIONS:-50}
+pgbin=/usr/lib/postgresql/15/bin
+tmp=$(mktemp -d /tmp/gw-bench.XXXXXX)
+pids=()
+
+for t in wrk nginx "$gw"; do
+	command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 2; }
+done
+
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pgport=$(free_port); rport=$(free_port); gport=$(free_port)
+hport=$(free_port); nport=$(free_port)
+
+mkdir -p "$tmp/pg" && chmod 777 "$tmp" && chown -R postgres "$tmp/pg" 2>/dev/null || true
+as_pg "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust -E UTF8 --no-sync >/dev/null
+as_pg "$pgbin/postgres" -D "$tmp/pg" -p "$pgport" -k "$tmp" -c listen_addresses=127.0.0.1 \
+	-c fsync=off >"$tmp/pg.log" 2>&1 &
+pids+=($!)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+	--dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+	as_pg "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break
+	sleep 0.2
+done
+as_pg "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c 'CREATE DATABASE vigil'
+
+key=bench-bootstrap-key-0123456789abcdef0123
+VIGIL_DB_HOST=127.0.0.1 VIGIL_DB_PORT=$pgport VIGIL_DB_USER=postgres \
+	VIGIL_DB_APP_USER=vigil_app VIGIL_DB_SSLMODE=disable \
+	VIGIL_REDIS_HOST=127.0.0.1 VIGIL_REDIS_PORT=$rport \
+	VIGIL_GATEWAY_LISTEN=127.0.0.1:$gport VIGIL_HEALTH_LISTEN=127.0.0.1:$hport \
+	VIGIL_BOOTSTRAP_ADMIN_KEY=$key VIGIL_SESSION_KEY=bench \
+	VIGIL_ACCESS_LOG=false VIGIL_LOG_LEVEL=warn VIGIL_AUTH_FAIL_LIMIT=1000000 \
+	"$gw" 2>"$tmp/gw.log" &
+pids+=($!)
+for _ in $(seq 100); do
+	curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break
+	sleep 0.2
+done
+
+# an agent token: the hot path of agents polling the emergency stop
+tid=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+	-d '{"k8s_uid":"00000000-0000-4000-8000-0000000000b1","name":"bench"}' \
+	"http://127.0.0.1:$gport/v1/tenants" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+agent=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+	-d '{"name":"bench","role":"agent"}' \
+	"http://127.0.0.1:$gport/v1/tenants/$tid/api-keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+cat >"$tmp/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	server { listen 127.0.0.1:$nport; location / { return 200 "ok\n"; } }
+}
+NGINX
+nginx -c "$tmp/nginx.conf" &
+pids+=($!)
+sleep 0.5
+
+rate() { # url [header]
+	local out
+	if [ $# -gt 1 ]; then
+		out=$(wrk -t1 -c"$conns" -d"${secs}s" -H "$2" "$1")
+	else
+		out=$(wrk -t1 -c"$conns" -d"${secs}s" "$1")
+	fi
+	echo "$out" | awk '/Requests\/sec/ {print $2}'
+}
+
+ref=$(rate "http://127.0.0.1:$nport/")
+if [ -n "${BENCH_DETAIL:-}" ]; then
+	echo "whoami (bootstrap: Redis only): $(rate "http://127.0.0.1:$gport/v1/whoami" "Authorization: Bearer $key")"
+	echo "estop (bootstrap: Redis + 1 query): $(rate "http://127.0.0.1:$gport/v1/emergency-stop" "Authorization: Bearer $key")"
+	echo "whoami (agent: Redis + key lookup): $(rate "http://127.0.0.1:$gport/v1/whoami" "Authorization: Bearer $agent")"
+fi
+health=$(rate "http://127.0.0.1:$gport/healthz")
+estop=$(rate "http://127.0.0.1:$gport/v1/emergency-stop" "Authorization: Bearer $agent")
+echo "wrk -t1 -c$conns -d${secs}s, $(nproc) cores, keep-alive"
+printf '%-44s %10s req/s\n' "nginx return 200 (2 workers)" "$ref"
+printf '%-44s %10s req/s  ratio %.2f\n' "gateway GET /healthz (event loop)" "$health" \
+	"$(echo "$health / $ref" | bc -l)"
+printf '%-44s %10s req/s  ratio %.2f\n' "gateway GET /v1/emergency-stop (agent key)" "$estop" \
+	"$(echo "$estop / $ref" | bc -l)"
