@@ -46,8 +46,18 @@ run_one() {
 	ok=$(grep -oaE '\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
 	bad=$(grep -oaE '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
 	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
-		# not a cmocka binary (a script): one case
-		if [ $rc -eq 0 ]; then ok=1; else bad=1; fi
+		# a script: its own closing "N passed, N failed" line, else one case
+		local tally
+		tally=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+		if [ -n "$tally" ]; then
+			ok=$(echo "$tally" | awk '{print $1}')
+			bad=$(echo "$tally" | awk '{print $3}')
+		fi
+		if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
+			bad=1
+		elif [ $rc -eq 0 ] && [ "$ok" -eq 0 ]; then
+			ok=1
+		fi
 	elif [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
 		bad=1 # crashed or leaked after its cases passed
 	fi
