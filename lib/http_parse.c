@@ -27,8 +27,7 @@ static int is_field_char(unsigned char c)
 	return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
 }
 
-static int fail(struct vg_http_head *h, int code, int status,
-		const char *msg)
+static int fail(struct vg_http_head *h, int code, int status, const char *msg)
 {
 	h->status = status;
 	h->error = msg;
@@ -72,8 +71,7 @@ static int check_partial(const char *p, size_t n, int request_line)
 	return 0;
 }
 
-static int parse_request_line(struct vg_http_head *h, const char *p,
-			      size_t n)
+static int parse_request_line(struct vg_http_head *h, const char *p, size_t n)
 {
 	size_t i = 0, start;
 
@@ -91,13 +89,13 @@ static int parse_request_line(struct vg_http_head *h, const char *p,
 	h->target = p + start;
 	h->target_len = i - start;
 	i++;
-	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 ||
-	    p[i + 5] < '0' || p[i + 5] > '9' || p[i + 6] != '.' ||
-	    p[i + 7] < '0' || p[i + 7] > '9')
+	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' ||
+	    p[i + 5] > '9' || p[i + 6] != '.' || p[i + 7] < '0' ||
+	    p[i + 7] > '9')
 		return fail(h, VG_PARSE, 400, "malformed HTTP version");
 	if (p[i + 5] != '1')
 		return fail(h, VG_UNSUPPORTED, 505,
-			    "HTTP version not supported");
+		            "HTTP version not supported");
 	h->minor = p[i + 7] - '0';
 	return VG_OK;
 }
@@ -122,7 +120,7 @@ static int parse_header_line(struct vg_http_head *h, const char *p, size_t n)
 	for (size_t j = vs; j < n; j++)
 		if (!is_field_char((unsigned char)p[j]))
 			return fail(h, VG_PARSE, 400,
-				    "invalid character in header value");
+			            "invalid character in header value");
 	while (vs < n && (p[vs] == ' ' || p[vs] == '\t'))
 		vs++;
 	ve = n;
@@ -147,8 +145,8 @@ int vg_http_has_token(const char *value, size_t len, const char *token)
 	while (i < len) {
 		size_t s, e;
 
-		while (i < len && (value[i] == ' ' || value[i] == '\t' ||
-				   value[i] == ','))
+		while (i < len &&
+		       (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
 			i++;
 		s = i;
 		while (i < len && value[i] != ',')
@@ -163,7 +161,7 @@ int vg_http_has_token(const char *value, size_t len, const char *token)
 }
 
 static int parse_content_length(struct vg_http_head *h,
-				const struct vg_http_hdr *hd)
+                                const struct vg_http_hdr *hd)
 {
 	long long v = 0;
 
@@ -171,8 +169,7 @@ static int parse_content_length(struct vg_http_head *h,
 		return fail(h, VG_PARSE, 400, "invalid Content-Length");
 	for (size_t i = 0; i < hd->value_len; i++) {
 		if (hd->value[i] < '0' || hd->value[i] > '9')
-			return fail(h, VG_PARSE, 400,
-				    "invalid Content-Length");
+			return fail(h, VG_PARSE, 400, "invalid Content-Length");
 		v = v * 10 + (hd->value[i] - '0');
 	}
 	if (h->content_length >= 0 && h->content_length != v)
@@ -198,9 +195,9 @@ static int check_semantics(struct vg_http_head *h)
 			hosts++;
 		} else if (hdr_is(hd, "connection")) {
 			close |= vg_http_has_token(hd->value, hd->value_len,
-						   "close");
+			                           "close");
 			keep |= vg_http_has_token(hd->value, hd->value_len,
-						  "keep-alive");
+			                          "keep-alive");
 		} else if (hdr_is(hd, "expect")) {
 			h->expect_continue |= vg_http_has_token(
 				hd->value, hd->value_len, "100-continue");
@@ -208,14 +205,14 @@ static int check_semantics(struct vg_http_head *h)
 	}
 	if (te && h->content_length >= 0)
 		return fail(h, VG_PARSE, 400,
-			    "both Content-Length and Transfer-Encoding");
+		            "both Content-Length and Transfer-Encoding");
 	if (te)
 		return fail(h, VG_UNSUPPORTED, 411,
-			    "Transfer-Encoding is not accepted; send "
-			    "Content-Length");
+		            "Transfer-Encoding is not accepted; send "
+		            "Content-Length");
 	if (h->minor >= 1 && hosts != 1)
 		return fail(h, VG_PARSE, 400,
-			    "HTTP/1.1 needs exactly one Host header");
+		            "HTTP/1.1 needs exactly one Host header");
 	if (hosts > 1)
 		return fail(h, VG_PARSE, 400, "more than one Host header");
 	h->keep_alive = h->minor >= 1 ? !close : (keep && !close);
@@ -229,11 +226,12 @@ static int split_target(struct vg_http_head *h)
 	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0)
 		return fail(h, VG_UNSUPPORTED, 501, "CONNECT not supported");
 	if (h->target_len == 1 && h->target[0] == '*') {
-		if (!(h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0))
+		if (!(h->method_len == 7 &&
+		      memcmp(h->method, "OPTIONS", 7) == 0))
 			return fail(h, VG_PARSE, 400, "malformed target");
 	} else if (h->target[0] != '/') {
 		return fail(h, VG_UNSUPPORTED, 501,
-			    "only origin-form request targets are served");
+		            "only origin-form request targets are served");
 	}
 	if (memchr(h->target, '#', h->target_len))
 		return fail(h, VG_PARSE, 400, "fragment in request target");
@@ -252,7 +250,7 @@ static int split_target(struct vg_http_head *h)
 }
 
 int vg_http_parse(const char *buf, size_t len, size_t max_head,
-		  struct vg_http_head *h)
+                  struct vg_http_head *h)
 {
 	size_t pos = 0, avail, content;
 	long l;
@@ -272,15 +270,16 @@ int vg_http_parse(const char *buf, size_t len, size_t max_head,
 		if (l < 0) {
 			if (check_partial(buf + pos, avail - pos, first) < 0)
 				return fail(h, VG_PARSE, 400,
-					    first ? "malformed request line"
-						  : "malformed header field");
+				            first ? "malformed request line"
+				                  : "malformed header field");
 			if (len >= max_head)
 				return fail(h, VG_TOOLARGE, 431,
-					    "request header too large");
+				            "request header too large");
 			return VG_AGAIN;
 		}
 		if (memchr(buf + pos, '\r', content))
-			return fail(h, VG_PARSE, 400, "bare CR in request head");
+			return fail(h, VG_PARSE, 400,
+			            "bare CR in request head");
 		if (first) {
 			rc = parse_request_line(h, buf + pos, content);
 			first = 0;
@@ -305,7 +304,7 @@ int vg_http_parse(const char *buf, size_t len, size_t max_head,
 }
 
 const char *vg_http_head_get(const struct vg_http_head *h, const char *name,
-			     size_t *len)
+                             size_t *len)
 {
 	for (size_t i = 0; i < h->nheaders; i++) {
 		if (hdr_is(&h->headers[i], name)) {
@@ -360,7 +359,7 @@ static int decode(const char *s, size_t n, char *out, size_t size)
 }
 
 int vg_http_query_get(const char *query, size_t len, const char *name,
-		      char *out, size_t size)
+                      char *out, size_t size)
 {
 	size_t nl = strlen(name), i = 0;
 

@@ -25,7 +25,7 @@ static int is_uuid(const char *s)
 
 	for (i = 0; form[i]; i++) {
 		if (form[i] == '-' ? s[i] != '-'
-				   : !isxdigit((unsigned char)s[i]))
+		                   : !isxdigit((unsigned char)s[i]))
 			return 0;
 	}
 	return s[i] == '\0';
@@ -81,7 +81,7 @@ static int has_control(const char *s, size_t n)
 }
 
 static int check_string(const json_t *v, const struct vg_json_field *f,
-			struct vg_err *err)
+                        struct vg_err *err)
 {
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
@@ -91,7 +91,8 @@ static int check_string(const json_t *v, const struct vg_json_field *f,
 	if (f->max && n > (size_t)f->max)
 		return invalid(err, f->name, "too long");
 	if ((f->flags & VG_JSON_TEXT) && has_control(s, n))
-		return invalid(err, f->name, "control characters are not allowed");
+		return invalid(err, f->name,
+		               "control characters are not allowed");
 	if (f->enumv) {
 		for (size_t i = 0; f->enumv[i]; i++)
 			if (strcmp(f->enumv[i], s) == 0)
@@ -102,7 +103,7 @@ static int check_string(const json_t *v, const struct vg_json_field *f,
 }
 
 static int check_array(const json_t *v, const struct vg_json_field *f,
-		       struct vg_err *err)
+                       struct vg_err *err)
 {
 	size_t n = json_array_size(v), i;
 	size_t item_max = f->item_max ? f->item_max : DEFAULT_ITEM_MAX;
@@ -112,7 +113,8 @@ static int check_array(const json_t *v, const struct vg_json_field *f,
 		return invalid(err, f->name, "too few items");
 	if (f->max && n > (size_t)f->max)
 		return invalid(err, f->name, "too many items");
-	json_array_foreach(v, i, it) {
+	json_array_foreach(v, i, it)
+	{
 		size_t l;
 
 		if (!json_is_string(it))
@@ -120,25 +122,27 @@ static int check_array(const json_t *v, const struct vg_json_field *f,
 		l = json_string_length(it);
 		if (l == 0 || l > item_max ||
 		    has_control(json_string_value(it), l))
-			return invalid(err, f->name, "an item is empty, too long or has "
-				       "control characters");
+			return invalid(err, f->name,
+			               "an item is empty, too long or has "
+			               "control characters");
 		if (f->enumv) {
 			size_t k;
 
 			for (k = 0; f->enumv[k]; k++)
 				if (strcmp(f->enumv[k],
-					   json_string_value(it)) == 0)
+				           json_string_value(it)) == 0)
 					break;
 			if (!f->enumv[k])
-				return invalid(err, f->name, "an item is not one of the "
-					       "allowed values");
+				return invalid(err, f->name,
+				               "an item is not one of the "
+				               "allowed values");
 		}
 	}
 	return VG_OK;
 }
 
 static int check_value(const json_t *v, const struct vg_json_field *f,
-		       struct vg_err *err)
+                       struct vg_err *err)
 {
 	switch (f->type) {
 	case VG_JSON_STRING:
@@ -152,13 +156,14 @@ static int check_value(const json_t *v, const struct vg_json_field *f,
 	case VG_JSON_TIMESTAMP:
 		if (!json_is_string(v) ||
 		    !vg_json_is_timestamp(json_string_value(v)))
-			return invalid(err, f->name, "must be an RFC 3339 date-time");
+			return invalid(err, f->name,
+			               "must be an RFC 3339 date-time");
 		return VG_OK;
 	case VG_JSON_INT:
 		if (!json_is_integer(v))
 			return invalid(err, f->name, "must be an integer");
 		if ((f->min || f->max) && (json_integer_value(v) < f->min ||
-					   json_integer_value(v) > f->max))
+		                           json_integer_value(v) > f->max))
 			return invalid(err, f->name, "out of range");
 		return VG_OK;
 	case VG_JSON_BOOL:
@@ -167,14 +172,15 @@ static int check_value(const json_t *v, const struct vg_json_field *f,
 		return VG_OK;
 	case VG_JSON_STRING_ARRAY:
 		if (!json_is_array(v))
-			return invalid(err, f->name, "must be an array of strings");
+			return invalid(err, f->name,
+			               "must be an array of strings");
 		return check_array(v, f, err);
 	}
 	return invalid(err, f->name, "unknown field type");
 }
 
 static const struct vg_json_field *lookup(const struct vg_json_field *fields,
-					  const char *name)
+                                          const char *name)
 {
 	for (const struct vg_json_field *f = fields; f->name; f++)
 		if (strcmp(f->name, name) == 0)
@@ -183,7 +189,7 @@ static const struct vg_json_field *lookup(const struct vg_json_field *fields,
 }
 
 int vg_json_validate(const json_t *obj, const struct vg_json_field *fields,
-		     struct vg_err *err)
+                     struct vg_err *err)
 {
 	const char *key;
 	const json_t *v;
@@ -191,7 +197,8 @@ int vg_json_validate(const json_t *obj, const struct vg_json_field *fields,
 
 	if (!json_is_object(obj))
 		return invalid(err, "", "must be a JSON object");
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		const struct vg_json_field *f = lookup(fields, key);
 
 		if (!f) {
@@ -220,8 +227,8 @@ int vg_json_validate(const json_t *obj, const struct vg_json_field *fields,
 }
 
 int vg_json_validate_body(const char *body, size_t len, size_t max,
-			  const struct vg_json_field *fields, json_t **out,
-			  struct vg_err *err)
+                          const struct vg_json_field *fields, json_t **out,
+                          struct vg_err *err)
 {
 	json_t *doc = NULL;
 	int rc;

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUDIT_COLS                                                           \
-	"seq, at, actor, action, object_type, object_id, request_id,"        \
-	" host(source_ip), details::text, encode(prev_hash, 'hex'),"         \
+#define AUDIT_COLS                                                    \
+	"seq, at, actor, action, object_type, object_id, request_id," \
+	" host(source_ip), details::text, encode(prev_hash, 'hex'),"  \
 	" encode(hash, 'hex')"
 
 static const char audit_spec[] = "seq:i,at,actor,action,object_type,"
@@ -24,11 +24,11 @@ static const char audit_spec[] = "seq:i,at,actor,action,object_type,"
 /* Integer query parameter `name` in [min, max]; `def` when absent.
  * 0, or -1 after replying 400. */
 static int query_int(struct gw_rctx *rc, const char *name, long long min,
-		     long long max, long long def, long long *out)
+                     long long max, long long def, long long *out)
 {
 	char v[32], *end;
 	int r = vg_http_query_get(rc->req->query, strlen(rc->req->query), name,
-				  v, sizeof(v));
+	                          v, sizeof(v));
 
 	*out = def;
 	if (r == VG_NOTFOUND)
@@ -38,8 +38,8 @@ static int query_int(struct gw_rctx *rc, const char *name, long long min,
 	if (r != VG_OK || errno || end == v || *end || *out < min ||
 	    *out > max) {
 		gw_reply_error(rc, 400, "bad_request",
-			       "%s: want an integer in [%lld, %lld]", name,
-			       min, max);
+		               "%s: want an integer in [%lld, %lld]", name, min,
+		               max);
 		return -1;
 	}
 	return 0;
@@ -59,15 +59,15 @@ static int list_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 	if (a->rc->tenant)
 		rc = vg_db_exec(c,
-				"SELECT " AUDIT_COLS " FROM audit_log"
-				" WHERE tenant_id = current_tenant()"
-				" AND seq > $1 ORDER BY seq LIMIT $2",
-				2, a->params, &r, err);
+		                "SELECT " AUDIT_COLS " FROM audit_log"
+		                " WHERE tenant_id = current_tenant()"
+		                " AND seq > $1 ORDER BY seq LIMIT $2",
+		                2, a->params, &r, err);
 	else
 		rc = vg_db_exec(c,
-				"SELECT " AUDIT_COLS
-				" FROM audit_list_platform($1, $2)",
-				2, a->params, &r, err);
+		                "SELECT " AUDIT_COLS
+		                " FROM audit_list_platform($1, $2)",
+		                2, a->params, &r, err);
 	json_decref(a->out);
 	a->out = rc == VG_OK ? gw_rows_json(r, audit_spec) : NULL;
 	vg_db_res_free(r);
@@ -99,14 +99,14 @@ void api_audit_list(struct gw_rctx *rc)
 		return;
 	}
 	n = json_array_size(a.out);
-	next = n == (size_t)limit ?
-		       json_integer(vg_json_get_int(json_array_get(a.out, n - 1),
-						    "seq", 0)) :
-		       json_null();
+	next = n == (size_t)limit
+	               ? json_integer(vg_json_get_int(
+				 json_array_get(a.out, n - 1), "seq", 0))
+	               : json_null();
 	gw_reply_json(rc, 200,
-		      json_pack("{s:s, s:o, s:o}", "chain",
-				rc->tenant ? rc->tenant : "platform", "items",
-				a.out, "next_after", next));
+	              json_pack("{s:s, s:o, s:o}", "chain",
+	                        rc->tenant ? rc->tenant : "platform", "items",
+	                        a.out, "next_after", next));
 }
 
 struct verify_arg {
@@ -125,12 +125,12 @@ static int verify_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	free(a->count);
 	a->broken = a->count = NULL;
 	rc = vg_db_query_value(c, "SELECT audit_verify($1::uuid)", 1, p,
-			       &a->broken, err);
+	                       &a->broken, err);
 	if (rc == VG_OK && a->rc->tenant)
 		rc = vg_db_query_value(c,
-				       "SELECT count(*) FROM audit_log"
-				       " WHERE tenant_id = current_tenant()",
-				       0, NULL, &a->count, err);
+		                       "SELECT count(*) FROM audit_log"
+		                       " WHERE tenant_id = current_tenant()",
+		                       0, NULL, &a->count, err);
 	return rc;
 }
 
@@ -146,17 +146,17 @@ void api_audit_verify(struct gw_rctx *rc)
 		goto out;
 	}
 	doc = json_pack("{s:s, s:b, s:o}", "chain",
-			rc->tenant ? rc->tenant : "platform", "intact",
-			a.broken == NULL, "first_broken_seq",
-			a.broken ? json_integer(strtoll(a.broken, NULL, 10)) :
-				   json_null());
+	                rc->tenant ? rc->tenant : "platform", "intact",
+	                a.broken == NULL, "first_broken_seq",
+	                a.broken ? json_integer(strtoll(a.broken, NULL, 10))
+	                         : json_null());
 	if (doc && a.count)
 		json_object_set_new(doc, "entries",
-				    json_integer(strtoll(a.count, NULL, 10)));
+		                    json_integer(strtoll(a.count, NULL, 10)));
 	if (a.broken)
 		gw_rlog(rc, VG_LOG_ERROR, "audit chain broken", "chain",
-			rc->tenant ? rc->tenant : "platform", "seq", a.broken,
-			NULL);
+		        rc->tenant ? rc->tenant : "platform", "seq", a.broken,
+		        NULL);
 	gw_reply_json(rc, 200, doc);
 out:
 	free(a.broken);

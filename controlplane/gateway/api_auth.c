@@ -12,7 +12,7 @@
 
 const struct vg_json_field api_login_body[] = {
 	{"subject", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 256,
-	 NULL, 0},
+         NULL, 0},
 	{"password", VG_JSON_STRING, VG_JSON_REQUIRED, 1, 1024, NULL, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
@@ -35,7 +35,7 @@ static int audit_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	struct audit_arg *a = arg;
 
 	return gw_audit(c, a->rc, a->action, "session", a->object_id, NULL,
-			err);
+	                err);
 }
 
 void api_login(struct gw_rctx *rc)
@@ -62,7 +62,7 @@ void api_login(struct gw_rctx *rc)
 	}
 	if (vg_db_res_rows(res) == 1) {
 		snprintf(user_id, sizeof(user_id), "%s",
-			 vg_db_res_get(res, 0, 0));
+		         vg_db_res_get(res, 0, 0));
 		ok = gw_password_verify(vg_db_res_get(res, 0, 1), password) &&
 		     vg_db_res_get(res, 0, 2)[0] == 'f';
 	} else {
@@ -75,9 +75,9 @@ void api_login(struct gw_rctx *rc)
 		gw_auth_limit_fail(rc, subject);
 		gw_auth_count(g, "failure");
 		gw_rlog(rc, VG_LOG_INFO, "login failed", "subject", subject,
-			"peer", rc->req->peer, NULL);
+		        "peer", rc->req->peer, NULL);
 		gw_reply_error(rc, 401, "unauthenticated",
-			       "wrong subject or password");
+		               "wrong subject or password");
 		return;
 	}
 	gw_auth_limit_reset_user(rc, subject);
@@ -86,7 +86,7 @@ void api_login(struct gw_rctx *rc)
 		struct audit_arg a = {rc, "auth.login", user_id};
 
 		snprintf(rc->who.actor, sizeof(rc->who.actor), "user:%s",
-			 subject);
+		         subject);
 		r = gw_tx(rc, 0, audit_tx, &a, &err);
 		if (r == VG_OK)
 			gw_audit_committed(g, 1);
@@ -99,10 +99,10 @@ void api_login(struct gw_rctx *rc)
 	gw_auth_count(g, "success");
 	gw_rlog(rc, VG_LOG_INFO, "login", "subject", subject, NULL);
 	gw_reply_json(rc, 201,
-		      json_pack("{s:s, s:s, s:i, s:{s:s, s:s}}", "token", token,
-				"token_type", "Bearer", "expires_in",
-				g->cfg->session_ttl_s, "user", "id", user_id,
-				"subject", subject));
+	              json_pack("{s:s, s:s, s:i, s:{s:s, s:s}}", "token", token,
+	                        "token_type", "Bearer", "expires_in",
+	                        g->cfg->session_ttl_s, "user", "id", user_id,
+	                        "subject", subject));
 	OPENSSL_cleanse(token, sizeof(token));
 }
 
@@ -114,8 +114,8 @@ void api_logout(struct gw_rctx *rc)
 
 	if (rc->who.kind != PRINC_SESSION) {
 		gw_reply_error(rc, 400, "bad_request",
-			       "only a login session can log out; revoke API "
-			       "keys instead");
+		               "only a login session can log out; revoke API "
+		               "keys instead");
 		return;
 	}
 	r = gw_session_delete(rc->g, rc->who.session_id, &err);
@@ -144,14 +144,14 @@ void api_whoami(struct gw_rctx *rc)
 	for (size_t i = 0; b && i < w->nb; i++)
 		json_array_append_new(
 			b, json_pack("{s:s, s:s, s:s}", "tenant_id",
-				     w->b[i].tenant_id, "tenant_name",
-				     w->b[i].tenant_name, "role",
-				     gw_role_name(w->b[i].role)));
+		                     w->b[i].tenant_id, "tenant_name",
+		                     w->b[i].tenant_name, "role",
+		                     gw_role_name(w->b[i].role)));
 	gw_reply_json(rc, 200,
-		      json_pack("{s:s, s:s, s:s, s:b, s:o}", "kind",
-				kinds[w->kind], "id", w->id, "subject",
-				w->subject, "platform_admin",
-				w->platform_admin, "bindings", b));
+	              json_pack("{s:s, s:s, s:s, s:b, s:o}", "kind",
+	                        kinds[w->kind], "id", w->id, "subject",
+	                        w->subject, "platform_admin", w->platform_admin,
+	                        "bindings", b));
 }
 
 void api_healthz(struct gw_rctx *rc)

@@ -13,7 +13,7 @@
 const struct vg_json_field api_estop_body[] = {
 	{"engaged", VG_JSON_BOOL, VG_JSON_REQUIRED, 0, 0, NULL, 0},
 	{"reason", VG_JSON_STRING, VG_JSON_TEXT | VG_JSON_NULLABLE, 0, 512,
-	 NULL, 0},
+         NULL, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
 
@@ -84,8 +84,8 @@ static int put_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	struct put_arg *a = arg;
 	int engaged = vg_json_get_bool(a->rc->body, "engaged", 0);
 	const char *p[] = {engaged ? "true" : "false",
-			   vg_json_get_str(a->rc->body, "reason", ""),
-			   a->rc->who.actor};
+	                   vg_json_get_str(a->rc->body, "reason", ""),
+	                   a->rc->who.actor};
 	struct vg_db_res *r = NULL;
 	json_t *details;
 	int rc;
@@ -93,10 +93,10 @@ static int put_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	json_decref(a->out);
 	a->out = NULL;
 	rc = vg_db_exec(c,
-			"UPDATE emergency_stop SET engaged = $1::boolean,"
-			" reason = $2, changed_by = $3, changed_at = now()"
-			" RETURNING engaged, reason, changed_by, changed_at",
-			3, p, &r, err);
+	                "UPDATE emergency_stop SET engaged = $1::boolean,"
+	                " reason = $2, changed_by = $3, changed_at = now()"
+	                " RETURNING engaged, reason, changed_by, changed_at",
+	                3, p, &r, err);
 	if (rc == VG_OK && !(a->out = gw_row_json(r, 0, estop_spec)))
 		rc = vg_err_set(err, VG_NOMEM, "out of memory");
 	vg_db_res_free(r);
@@ -104,9 +104,9 @@ static int put_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 		return rc;
 	details = json_pack("{s:b, s:s}", "engaged", engaged, "reason", p[1]);
 	rc = gw_audit(c, a->rc,
-		      engaged ? "emergency_stop.engage" :
-				"emergency_stop.release",
-		      "emergency_stop", "platform", details, err);
+	              engaged ? "emergency_stop.engage"
+	                      : "emergency_stop.release",
+	              "emergency_stop", "platform", details, err);
 	json_decref(details);
 	return rc;
 }
@@ -125,8 +125,8 @@ void api_estop_put(struct gw_rctx *rc)
 	gw_audit_committed(rc->g, 1);
 	set_state(rc->g, engaged);
 	gw_rlog(rc, VG_LOG_WARN,
-		engaged ? "emergency stop engaged" : "emergency stop released",
-		"reason", vg_json_get_str(rc->body, "reason", ""), NULL);
+	        engaged ? "emergency stop engaged" : "emergency stop released",
+	        "reason", vg_json_get_str(rc->body, "reason", ""), NULL);
 	gw_reply_json(rc, 200, a.out);
 }
 
@@ -134,22 +134,24 @@ static int engage_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	int *changed = arg;
 	struct vg_db_res *r = NULL;
-	int rc = vg_db_exec(c,
-			    "UPDATE emergency_stop SET engaged = true,"
-			    " reason = 'VIGIL_EMERGENCY_STOP',"
-			    " changed_by = 'platform-config', changed_at = now()"
-			    " WHERE NOT engaged",
-			    0, NULL, &r, err);
+	int rc =
+		vg_db_exec(c,
+	                   "UPDATE emergency_stop SET engaged = true,"
+	                   " reason = 'VIGIL_EMERGENCY_STOP',"
+	                   " changed_by = 'platform-config', changed_at = now()"
+	                   " WHERE NOT engaged",
+	                   0, NULL, &r, err);
 
 	*changed = rc == VG_OK && vg_db_res_affected(r) == 1;
 	vg_db_res_free(r);
 	if (rc == VG_OK && *changed)
-		rc = vg_db_exec(c,
-				"SELECT audit_append_platform('platform-config',"
-				" 'emergency_stop.engage', 'emergency_stop',"
-				" 'platform', '', '{\"source\":"
-				" \"VIGIL_EMERGENCY_STOP\"}'::jsonb)",
-				0, NULL, NULL, err);
+		rc = vg_db_exec(
+			c,
+			"SELECT audit_append_platform('platform-config',"
+			" 'emergency_stop.engage', 'emergency_stop',"
+			" 'platform', '', '{\"source\":"
+			" \"VIGIL_EMERGENCY_STOP\"}'::jsonb)",
+			0, NULL, NULL, err);
 	return rc;
 }
 

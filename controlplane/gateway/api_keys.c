@@ -12,11 +12,11 @@
 #include <string.h>
 
 static const char *const key_roles[] = {"admin", "analyst", "viewer", "agent",
-					NULL};
+                                        NULL};
 
 const struct vg_json_field api_key_body[] = {
 	{"name", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 128, NULL,
-	 0},
+         0},
 	{"role", VG_JSON_STRING, VG_JSON_REQUIRED, 0, 0, key_roles, 0},
 	{"expires_at", VG_JSON_TIMESTAMP, VG_JSON_NULLABLE, 0, 0, NULL, 0},
 	{"scopes", VG_JSON_STRING_ARRAY, VG_JSON_NULLABLE, 0, 16, NULL, 64},
@@ -34,12 +34,13 @@ static int list_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	struct list_arg *a = arg;
 	struct vg_db_res *r = NULL;
-	int rc = vg_db_exec(c,
-			    "SELECT id, name, prefix, role, array_to_json(scopes),"
-			    " created_at, created_by, expires_at, revoked_at,"
-			    " last_used_at FROM api_keys"
-			    " ORDER BY created_at, id",
-			    0, NULL, &r, err);
+	int rc = vg_db_exec(
+		c,
+		"SELECT id, name, prefix, role, array_to_json(scopes),"
+		" created_at, created_by, expires_at, revoked_at,"
+		" last_used_at FROM api_keys"
+		" ORDER BY created_at, id",
+		0, NULL, &r, err);
 
 	json_decref(a->out);
 	a->out = rc == VG_OK ? gw_rows_json(r, key_spec) : NULL;
@@ -76,8 +77,12 @@ static int create_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	struct create_arg *a = arg;
 	const json_t *b = a->rc->body;
 	const char *p[] = {
-		vg_json_get_str(b, "name", ""), a->prefix, a->hash_hex,
-		vg_json_get_str(b, "role", ""), a->scopes, a->rc->who.actor,
+		vg_json_get_str(b, "name", ""),
+		a->prefix,
+		a->hash_hex,
+		vg_json_get_str(b, "role", ""),
+		a->scopes,
+		a->rc->who.actor,
 		vg_json_get_str(b, "expires_at", NULL),
 	};
 	struct vg_db_res *r = NULL;
@@ -91,33 +96,34 @@ static int create_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 		const char *q[] = {p[6]};
 
 		rc = vg_db_query_value(c, "SELECT $1::timestamptz > now()", 1,
-				       q, &future, err);
+		                       q, &future, err);
 		if (rc == VG_OK && (!future || future[0] != 't'))
 			rc = vg_err_set(err, VG_INVAL,
-					"expires_at: must be in the future");
+			                "expires_at: must be in the future");
 		free(future);
 		if (rc != VG_OK)
 			return rc;
 	}
-	rc = vg_db_exec(c,
-			"INSERT INTO api_keys (tenant_id, name, prefix, hash, role,"
-			" scopes, created_by, expires_at) VALUES"
-			" (current_tenant(), $1, $2, decode($3, 'hex'), $4,"
-			" $5::text[], $6, $7::timestamptz)"
-			" RETURNING id, name, prefix, role, array_to_json(scopes),"
-			" created_at, created_by, expires_at, revoked_at,"
-			" last_used_at",
-			7, p, &r, err);
+	rc = vg_db_exec(
+		c,
+		"INSERT INTO api_keys (tenant_id, name, prefix, hash, role,"
+		" scopes, created_by, expires_at) VALUES"
+		" (current_tenant(), $1, $2, decode($3, 'hex'), $4,"
+		" $5::text[], $6, $7::timestamptz)"
+		" RETURNING id, name, prefix, role, array_to_json(scopes),"
+		" created_at, created_by, expires_at, revoked_at,"
+		" last_used_at",
+		7, p, &r, err);
 	if (rc != VG_OK)
 		return rc;
 	a->out = gw_row_json(r, 0, key_spec);
 	vg_db_res_free(r);
 	if (!a->out)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
-	details = json_pack("{s:s, s:s, s:s}", "prefix", a->prefix, "role", p[3],
-			    "name", p[0]);
+	details = json_pack("{s:s, s:s, s:s}", "prefix", a->prefix, "role",
+	                    p[3], "name", p[0]);
 	rc = gw_audit(c, a->rc, "api_key.create", "api_key",
-		      vg_json_get_str(a->out, "id", ""), details, err);
+	              vg_json_get_str(a->out, "id", ""), details, err);
 	json_decref(details);
 	return rc;
 }
@@ -131,7 +137,8 @@ static char *scopes_literal(const json_t *scopes)
 
 	vg_buf_init(&b, 0);
 	vg_buf_append_byte(&b, '{');
-	json_array_foreach(scopes, i, s) {
+	json_array_foreach(scopes, i, s)
+	{
 		vg_buf_append_str(&b, i ? ",\"" : "\"");
 		for (const char *p = json_string_value(s); *p; p++) {
 			if (*p == '"' || *p == '\\')
@@ -159,7 +166,7 @@ void api_keys_create(struct gw_rctx *rc)
 	/* prefixes are 32 random bits: a collision is possible, if rare */
 	for (int attempt = 0; attempt < 3 && r == VG_EXISTS; attempt++) {
 		if (gw_api_key_new(a.key, sizeof(a.key), a.prefix,
-				   sizeof(a.prefix)) != VG_OK) {
+		                   sizeof(a.prefix)) != VG_OK) {
 			r = vg_err_set(&err, VG_INTERNAL, "key generation");
 			break;
 		}
@@ -176,7 +183,7 @@ void api_keys_create(struct gw_rctx *rc)
 		gw_audit_committed(rc->g, 1);
 		json_object_set_new(a.out, "key", json_string(a.key));
 		gw_rlog(rc, VG_LOG_INFO, "api key created", "prefix", a.prefix,
-			"role", vg_json_get_str(rc->body, "role", ""), NULL);
+		        "role", vg_json_get_str(rc->body, "role", ""), NULL);
 		gw_reply_json(rc, 201, a.out);
 		a.out = NULL;
 	}
@@ -190,16 +197,16 @@ static int revoke_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	const char *p[] = {rc->params[1]};
 	struct vg_db_res *r = NULL;
 	int x = vg_db_exec(c,
-			   "UPDATE api_keys SET revoked_at ="
-			   " coalesce(revoked_at, now()) WHERE id = $1",
-			   1, p, &r, err);
+	                   "UPDATE api_keys SET revoked_at ="
+	                   " coalesce(revoked_at, now()) WHERE id = $1",
+	                   1, p, &r, err);
 
 	if (x == VG_OK && vg_db_res_affected(r) == 0)
 		x = vg_err_set(err, VG_NOTFOUND, "api key not found");
 	vg_db_res_free(r);
 	if (x == VG_OK)
 		x = gw_audit(c, rc, "api_key.revoke", "api_key", p[0], NULL,
-			     err);
+		             err);
 	return x;
 }
 

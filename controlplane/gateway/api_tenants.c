@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TENANT_COLS                                                          \
-	"id, k8s_uid, name, display_name, namespace, state, created_at,"     \
+#define TENANT_COLS                                                      \
+	"id, k8s_uid, name, display_name, namespace, state, created_at," \
 	" updated_at, archived_at"
 
 static const char tenant_spec[] = "id,k8s_uid,name,display_name,namespace,"
@@ -21,7 +21,7 @@ const struct vg_json_field api_tenant_body[] = {
 	{"k8s_uid", VG_JSON_UUID, VG_JSON_REQUIRED, 0, 0, NULL, 0},
 	{"name", VG_JSON_STRING, VG_JSON_REQUIRED, 1, 63, NULL, 0},
 	{"display_name", VG_JSON_STRING, VG_JSON_TEXT | VG_JSON_NULLABLE, 0,
-	 128, NULL, 0},
+         128, NULL, 0},
 	{"namespace", VG_JSON_STRING, VG_JSON_NULLABLE, 0, 63, NULL, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
@@ -45,7 +45,7 @@ static int list_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	struct list_arg *a = arg;
 	struct vg_db_res *r = NULL;
 	int rc = vg_db_exec(c, "SELECT " TENANT_COLS " FROM tenant_list()", 0,
-			    NULL, &r, err);
+	                    NULL, &r, err);
 
 	json_decref(a->out);
 	a->out = rc == VG_OK ? gw_rows_json(r, tenant_spec) : NULL;
@@ -73,9 +73,9 @@ static int get_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	struct list_arg *a = arg;
 	struct vg_db_res *r = NULL;
 	int rc = vg_db_exec(c,
-			    "SELECT " TENANT_COLS
-			    " FROM tenants WHERE id = current_tenant()",
-			    0, NULL, &r, err);
+	                    "SELECT " TENANT_COLS
+	                    " FROM tenants WHERE id = current_tenant()",
+	                    0, NULL, &r, err);
 
 	json_decref(a->out);
 	a->out = NULL;
@@ -125,19 +125,19 @@ static int upsert_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	json_decref(a->out);
 	a->out = NULL;
 	rc = vg_db_query_value(c, "SELECT tenant_upsert($1, $2, $3, $4)", 4, p,
-			       &id, err);
+	                       &id, err);
 	if (rc != VG_OK)
 		return rc;
 	q[0] = id;
 	/* read the row back through row-level security, as its tenant; a
 	 * row created by this transaction has created_at = now() */
 	rc = vg_db_exec(c, "SELECT set_config('vigil.tenant_id', $1, true)", 1,
-			q, NULL, err);
+	                q, NULL, err);
 	if (rc == VG_OK)
 		rc = vg_db_exec(c,
-				"SELECT " TENANT_COLS ", created_at = now()"
-				" FROM tenants WHERE id = $1",
-				1, q, &r, err);
+		                "SELECT " TENANT_COLS ", created_at = now()"
+		                " FROM tenants WHERE id = $1",
+		                1, q, &r, err);
 	if (rc == VG_OK && vg_db_res_rows(r) != 1)
 		rc = vg_err_set(err, VG_INTERNAL, "upserted tenant not found");
 	if (rc == VG_OK) {
@@ -148,13 +148,14 @@ static int upsert_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	/* the entry goes to the platform's chain: the request has no
 	 * tenant; reset the tenant so audit_append_platform runs as such */
 	if (rc == VG_OK)
-		rc = vg_db_exec(c, "SELECT set_config('vigil.tenant_id', '', true)",
-				0, NULL, NULL, err);
+		rc = vg_db_exec(
+			c, "SELECT set_config('vigil.tenant_id', '', true)", 0,
+			NULL, NULL, err);
 	details = json_pack("{s:s, s:s, s:b}", "name", p[1], "k8s_uid", p[0],
-			    "created", a->created);
+	                    "created", a->created);
 	if (rc == VG_OK)
 		rc = gw_audit(c, a->rc, "tenant.upsert", "tenant", id, details,
-			      err);
+		              err);
 	json_decref(details);
 	free(id);
 	if (rc == VG_OK && !a->out)
@@ -172,19 +173,19 @@ void api_tenants_create(struct gw_rctx *rc)
 
 	if (!dns_label(name)) {
 		gw_reply_error(rc, 422, "validation_failed",
-			       "name: lower-case letters, digits and '-', "
-			       "starting and ending with a letter or digit");
+		               "name: lower-case letters, digits and '-', "
+		               "starting and ending with a letter or digit");
 		return;
 	}
 	if (*ns && !dns_label(ns)) {
 		gw_reply_error(rc, 422, "validation_failed",
-			       "namespace: not a valid namespace name");
+		               "namespace: not a valid namespace name");
 		return;
 	}
 	r = gw_tx(rc, 0, upsert_tx, &a, &err);
 	if (r == VG_EXISTS) {
 		gw_reply_error(rc, 409, "conflict",
-			       "another tenant is called \"%s\"", name);
+		               "another tenant is called \"%s\"", name);
 		return;
 	}
 	if (r != VG_OK) {
@@ -193,7 +194,8 @@ void api_tenants_create(struct gw_rctx *rc)
 		return;
 	}
 	gw_audit_committed(rc->g, 1);
-	gw_rlog(rc, VG_LOG_INFO, a.created ? "tenant created" : "tenant updated",
-		"name", name, NULL);
+	gw_rlog(rc, VG_LOG_INFO,
+	        a.created ? "tenant created" : "tenant updated", "name", name,
+	        NULL);
 	gw_reply_json(rc, a.created ? 201 : 200, a.out);
 }

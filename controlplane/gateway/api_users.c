@@ -13,16 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const tenant_roles[] = {"admin", "analyst", "viewer",
-					   NULL};
+static const char *const tenant_roles[] = {"admin", "analyst", "viewer", NULL};
 
 const struct vg_json_field api_user_body[] = {
 	{"subject", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 256,
-	 NULL, 0},
+         NULL, 0},
 	{"email", VG_JSON_STRING, VG_JSON_TEXT | VG_JSON_NULLABLE, 0, 256, NULL,
-	 0},
+         0},
 	{"display_name", VG_JSON_STRING, VG_JSON_TEXT | VG_JSON_NULLABLE, 0,
-	 128, NULL, 0},
+         128, NULL, 0},
 	{"password", VG_JSON_STRING, VG_JSON_NULLABLE, 8, 1024, NULL, 0},
 	{"role", VG_JSON_STRING, VG_JSON_REQUIRED, 0, 0, tenant_roles, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
@@ -31,7 +30,7 @@ const struct vg_json_field api_user_body[] = {
 const struct vg_json_field api_binding_body[] = {
 	{"user_id", VG_JSON_UUID, VG_JSON_NULLABLE, 0, 0, NULL, 0},
 	{"subject", VG_JSON_STRING, VG_JSON_TEXT | VG_JSON_NULLABLE, 1, 256,
-	 NULL, 0},
+         NULL, 0},
 	{"role", VG_JSON_STRING, VG_JSON_REQUIRED, 0, 0, tenant_roles, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
@@ -100,9 +99,9 @@ void api_bindings_list(struct gw_rctx *rc)
 struct bind_arg {
 	struct gw_rctx *rc;
 	const char *password_hash; /* create a user with it, or NULL */
-	const char *user_id;	   /* bind this user ... */
-	const char *subject;	   /* ... or the one with this subject */
-	int create;		   /* users endpoint: create when missing */
+	const char *user_id;       /* bind this user ... */
+	const char *subject;       /* ... or the one with this subject */
+	int create;                /* users endpoint: create when missing */
 	char user[40];
 	char binding[40];
 	int created_user;
@@ -126,30 +125,29 @@ static int bind_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 		if (!a->password_hash)
 			rc = vg_db_query_value(c,
-					       "SELECT user_id_by_subject($1)",
-					       1, p, &v, err);
+			                       "SELECT user_id_by_subject($1)",
+			                       1, p, &v, err);
 		if (rc == VG_OK && v)
 			snprintf(a->user, sizeof(a->user), "%s", v);
 		free(v);
 		v = NULL;
 		if (rc == VG_OK && !a->user[0] && !a->create)
 			return vg_err_set(err, VG_INVAL,
-					  "subject: no such user");
+			                  "subject: no such user");
 		if (rc == VG_OK && !a->user[0]) {
-			const char *q[] = {a->subject,
-					   vg_json_get_str(b, "email", ""),
-					   vg_json_get_str(b, "display_name",
-							   ""),
-					   a->password_hash};
+			const char *q[] = {
+				a->subject, vg_json_get_str(b, "email", ""),
+				vg_json_get_str(b, "display_name", ""),
+				a->password_hash};
 
 			rc = vg_db_query_value(
 				c, "SELECT user_create($1, $2, $3, $4)", 4, q,
 				&v, err);
 			if (rc == VG_EXISTS)
 				return vg_err_set(err, VG_EXISTS,
-						  "a user with this subject "
-						  "exists; bind it without a "
-						  "password");
+				                  "a user with this subject "
+				                  "exists; bind it without a "
+				                  "password");
 			if (rc == VG_OK)
 				snprintf(a->user, sizeof(a->user), "%s", v);
 			free(v);
@@ -168,22 +166,22 @@ static int bind_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 			3, p, &v, err);
 		if (rc == VG_EXISTS)
 			return vg_err_set(err, VG_EXISTS,
-					  "the user already has a role in this "
-					  "tenant");
+			                  "the user already has a role in this "
+			                  "tenant");
 		if (rc == VG_CONFLICT)
 			return vg_err_set(err, VG_INVAL,
-					  "user_id: no such user");
+			                  "user_id: no such user");
 	}
 	if (rc != VG_OK)
 		return rc;
 	snprintf(a->binding, sizeof(a->binding), "%s", v);
 	free(v);
 	details = json_pack("{s:s, s:s, s:b}", "user_id", a->user, "role", role,
-			    "created_user", a->created_user);
+	                    "created_user", a->created_user);
 	rc = gw_audit(c, a->rc,
-		      a->create ? "user.create" : "role_binding.create",
-		      a->create ? "user" : "role_binding",
-		      a->create ? a->user : a->binding, details, err);
+	              a->create ? "user.create" : "role_binding.create",
+	              a->create ? "user" : "role_binding",
+	              a->create ? a->user : a->binding, details, err);
 	json_decref(details);
 	return rc;
 }
@@ -193,9 +191,9 @@ static void reply_bind_failure(struct gw_rctx *rc, int r, struct vg_err *err)
 	/* the messages set in bind_tx say what to fix */
 	if (r == VG_EXISTS || r == VG_INVAL)
 		gw_reply_error(rc, r == VG_EXISTS ? 409 : 422,
-			       r == VG_EXISTS ? "conflict" :
-						"validation_failed",
-			       "%s", err->msg);
+		               r == VG_EXISTS ? "conflict"
+		                              : "validation_failed",
+		               "%s", err->msg);
 	else
 		gw_reply_failure(rc, r, err);
 }
@@ -212,7 +210,7 @@ void api_users_create(struct gw_rctx *rc)
 	if (pw) {
 		if (gw_password_hash(pw, hash, sizeof(hash)) != VG_OK) {
 			gw_reply_error(rc, 500, "internal",
-				       "could not hash the password");
+			               "could not hash the password");
 			return;
 		}
 		a.password_hash = hash;
@@ -224,14 +222,14 @@ void api_users_create(struct gw_rctx *rc)
 	}
 	gw_audit_committed(rc->g, 1);
 	gw_rlog(rc, VG_LOG_INFO, "user bound to tenant", "user_id", a.user,
-		"role", vg_json_get_str(rc->body, "role", ""), NULL);
+	        "role", vg_json_get_str(rc->body, "role", ""), NULL);
 	gw_reply_json(rc, 201,
-		      json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", a.user,
-				"subject", a.subject, "role",
-				vg_json_get_str(rc->body, "role", ""),
-				"binding_id", a.binding, "email",
-				vg_json_get_str(rc->body, "email", ""),
-				"created", a.created_user));
+	              json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", a.user,
+	                        "subject", a.subject, "role",
+	                        vg_json_get_str(rc->body, "role", ""),
+	                        "binding_id", a.binding, "email",
+	                        vg_json_get_str(rc->body, "email", ""),
+	                        "created", a.created_user));
 }
 
 void api_bindings_create(struct gw_rctx *rc)
@@ -244,7 +242,7 @@ void api_bindings_create(struct gw_rctx *rc)
 	a.subject = vg_json_get_str(rc->body, "subject", NULL);
 	if (!a.user_id == !a.subject) {
 		gw_reply_error(rc, 422, "validation_failed",
-			       "give exactly one of user_id and subject");
+		               "give exactly one of user_id and subject");
 		return;
 	}
 	r = gw_tx(rc, 0, bind_tx, &a, &err);
@@ -254,9 +252,9 @@ void api_bindings_create(struct gw_rctx *rc)
 	}
 	gw_audit_committed(rc->g, 1);
 	gw_reply_json(rc, 201,
-		      json_pack("{s:s, s:s, s:s}", "id", a.binding, "user_id",
-				a.user, "role",
-				vg_json_get_str(rc->body, "role", "")));
+	              json_pack("{s:s, s:s, s:s}", "id", a.binding, "user_id",
+	                        a.user, "role",
+	                        vg_json_get_str(rc->body, "role", "")));
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,7 +283,7 @@ static int del_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 }
 
 static void del(struct gw_rctx *rc, const char *sql, const char *action,
-		const char *type)
+                const char *type)
 {
 	struct del_arg a = {rc, sql, action, type};
 	struct vg_err err = {0};

@@ -31,9 +31,10 @@ static int probes_ready(void *data, struct vg_buf *reason)
 int gw_migrate(struct gw *g, struct vg_err *err)
 {
 	char *ci = gw_config_conninfo(g->cfg, 0);
-	struct vg_db_opts o = {.conninfo = ci, .max_conns = 1,
-			       .connect_timeout_s = 5,
-			       .application_name = "vigil-gateway-migrate"};
+	struct vg_db_opts o = {.conninfo = ci,
+	                       .max_conns = 1,
+	                       .connect_timeout_s = 5,
+	                       .application_name = "vigil-gateway-migrate"};
 	struct vg_db_pool *p = NULL;
 	int applied = 0, rc;
 
@@ -55,29 +56,30 @@ int gw_migrate(struct gw *g, struct vg_err *err)
 }
 
 static int set_keys(struct gw *g, const struct gw_config *cfg,
-		    struct vg_err *err)
+                    struct vg_err *err)
 {
 	if (cfg->bootstrap_key) {
 		gw_sha256(cfg->bootstrap_key, strlen(cfg->bootstrap_key),
-			  g->bootstrap_hash);
+		          g->bootstrap_hash);
 		g->has_bootstrap = 1;
 	}
 	if (cfg->session_key && *cfg->session_key) {
 		gw_sha256(cfg->session_key, strlen(cfg->session_key),
-			  g->session_key);
+		          g->session_key);
 	} else {
 		/* sessions then live only as long as this process and are
 		 * unknown to other replicas */
 		vg_warn("VIGIL_SESSION_KEY not set: sessions are valid on this "
-			"replica only");
+		        "replica only");
 		if (RAND_bytes(g->session_key, sizeof(g->session_key)) != 1)
-			return vg_err_set(err, VG_INTERNAL, "random session key");
+			return vg_err_set(err, VG_INTERNAL,
+			                  "random session key");
 	}
 	return VG_OK;
 }
 
 static int open_pools(struct gw *g, const struct gw_config *cfg,
-		      struct vg_err *err)
+                      struct vg_err *err)
 {
 	char *ci = gw_config_conninfo(cfg, 1);
 	struct vg_db_opts o = {
@@ -100,8 +102,7 @@ static int open_pools(struct gw *g, const struct gw_config *cfg,
 	return rc;
 }
 
-int gw_app_start(struct gw_config *cfg, struct gw_app **out,
-		 struct vg_err *err)
+int gw_app_start(struct gw_config *cfg, struct gw_app **out, struct vg_err *err)
 {
 	struct gw_app *a = calloc(1, sizeof(*a));
 	struct srv_config sc = {
@@ -150,7 +151,7 @@ int gw_app_start(struct gw_config *cfg, struct gw_app **out,
 		snprintf(port, sizeof(port), "%d", srv_port(a->srv));
 		snprintf(hport, sizeof(hport), "%d", vg_httpd_port(a->probes));
 		vg_info("gateway serving", "port", port, "health_port", hport,
-			"bootstrap_key", a->g.has_bootstrap ? "set" : "unset");
+		        "bootstrap_key", a->g.has_bootstrap ? "set" : "unset");
 	}
 	*out = a;
 	return VG_OK;

@@ -22,13 +22,12 @@ static const struct vg_db_stmt st_audit_platform = {
 	.nparams = 6,
 };
 
-int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc,
-	     const char *action, const char *object_type,
-	     const char *object_id, const json_t *details,
-	     struct vg_err *err)
+int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc, const char *action,
+             const char *object_type, const char *object_id,
+             const json_t *details, struct vg_err *err)
 {
-	char *d = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) :
-			    NULL;
+	char *d = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS)
+	                  : NULL;
 	const char *actor = rc->who.actor[0] ? rc->who.actor : "anonymous";
 	const char *peer = rc->req->peer[0] ? rc->req->peer : NULL;
 	int r;
@@ -36,19 +35,22 @@ int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc,
 	if (details && !d)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
 	if (rc->tenant) {
-		const char *p[] = {actor,	  action,
-				   object_type,	  object_id ? object_id : "",
-				   rc->req->request_id, peer,
-				   d ? d : "{}"};
+		const char *p[] = {actor,
+		                   action,
+		                   object_type,
+		                   object_id ? object_id : "",
+		                   rc->req->request_id,
+		                   peer,
+		                   d ? d : "{}"};
 
 		r = vg_db_exec_stmt(c, &st_audit_tenant, p, NULL, err);
 	} else {
 		const char *p[] = {actor,
-				   action,
-				   object_type,
-				   object_id ? object_id : "",
-				   rc->req->request_id,
-				   d ? d : "{}"};
+		                   action,
+		                   object_type,
+		                   object_id ? object_id : "",
+		                   rc->req->request_id,
+		                   d ? d : "{}"};
 
 		r = vg_db_exec_stmt(c, &st_audit_platform, p, NULL, err);
 	}

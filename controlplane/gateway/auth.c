@@ -27,12 +27,12 @@
 
 /* argon2id: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane), ~30
  * ms on one core here; handler threads bound how many run at once */
-#define ARGON2_T 2
+#define ARGON2_T     2
 #define ARGON2_M_KIB 19456
-#define ARGON2_P 1
-#define SALT_LEN 16
-#define HASH_LEN 32
-#define MAX_TOKEN 512
+#define ARGON2_P     1
+#define SALT_LEN     16
+#define HASH_LEN     32
+#define MAX_TOKEN    512
 
 #define FAIL_PREFIX "vigil:authfail:"
 
@@ -115,13 +115,13 @@ int gw_password_hash(const char *password, char *out, size_t size)
 {
 	unsigned char salt[SALT_LEN];
 	size_t need = argon2_encodedlen(ARGON2_T, ARGON2_M_KIB, ARGON2_P,
-					SALT_LEN, HASH_LEN, Argon2_id);
+	                                SALT_LEN, HASH_LEN, Argon2_id);
 
 	if (size < need || RAND_bytes(salt, sizeof(salt)) != 1)
 		return VG_INTERNAL;
 	if (argon2id_hash_encoded(ARGON2_T, ARGON2_M_KIB, ARGON2_P, password,
-				  strlen(password), salt, SALT_LEN, HASH_LEN,
-				  out, size) != ARGON2_OK)
+	                          strlen(password), salt, SALT_LEN, HASH_LEN,
+	                          out, size) != ARGON2_OK)
 		return VG_INTERNAL;
 	return VG_OK;
 }
@@ -156,8 +156,7 @@ const char *gw_password_dummy(void)
 /* Failed-authentication limits                                         */
 /* ------------------------------------------------------------------ */
 
-static void fail_key(const char *kind, const char *who, char *out,
-		     size_t size)
+static void fail_key(const char *kind, const char *who, char *out, size_t size)
 {
 	unsigned char md[32];
 	char hex[65];
@@ -202,19 +201,19 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user)
 	if (limited < 0)
 		return 0;
 	r = gw_redis_cmd(g->redis, &ttl, NULL, "TTL", limited ? kuser : kip,
-			 NULL);
+	                 NULL);
 	snprintf(retry, sizeof(retry), "%lld",
-		 r == VG_OK && ttl->type == REDIS_REPLY_INTEGER &&
-				 ttl->integer > 0 ?
-			 ttl->integer :
-			 (long long)g->cfg->auth_fail_window_s);
+	         r == VG_OK && ttl->type == REDIS_REPLY_INTEGER &&
+	                         ttl->integer > 0
+	                 ? ttl->integer
+	                 : (long long)g->cfg->auth_fail_window_s);
 	freeReplyObject(ttl);
 	gw_auth_count(g, "rate_limited");
 	srv_resp_header(rc->resp, "Retry-After", retry);
 	gw_reply_error(rc, 429, "rate_limited",
-		       "too many failed authentication attempts; retry later");
+	               "too many failed authentication attempts; retry later");
 	gw_rlog(rc, VG_LOG_WARN, "authentication rate limited", "peer",
-		rc->req->peer, NULL);
+	        rc->req->peer, NULL);
 	return -1;
 }
 
@@ -226,7 +225,7 @@ static void fail_incr(struct gw *g, const char *key)
 	/* the window starts with the first failure; SET NX first so the
 	 * key never lives without its expiry */
 	gw_redis_cmd(g->redis, NULL, NULL, "SET", key, "0", "EX", win, "NX",
-		     NULL);
+	             NULL);
 	gw_redis_cmd(g->redis, NULL, NULL, "INCR", key, NULL);
 }
 
@@ -285,14 +284,14 @@ static int touch_key(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	const char *p[] = {arg};
 
 	return vg_db_exec(c,
-			  "UPDATE api_keys SET last_used_at = now()"
-			  " WHERE id = $1",
-			  1, p, NULL, err);
+	                  "UPDATE api_keys SET last_used_at = now()"
+	                  " WHERE id = $1",
+	                  1, p, NULL, err);
 }
 
 /* VG_OK, VG_UNAUTHORIZED, or a database failure. */
 static int auth_api_key(struct gw_rctx *rc, const char *token,
-			struct vg_err *err)
+                        struct vg_err *err)
 {
 	struct gw_principal *w = &rc->who;
 	struct vg_db_conn *c = NULL;
@@ -324,21 +323,21 @@ static int auth_api_key(struct gw_rctx *rc, const char *token,
 	snprintf(w->subject, sizeof(w->subject), "%s", prefix);
 	snprintf(w->actor, sizeof(w->actor), "apikey:%s", prefix);
 	snprintf(w->b[0].tenant_id, sizeof(w->b[0].tenant_id), "%s",
-		 vg_db_res_get(res, 0, 1));
+	         vg_db_res_get(res, 0, 1));
 	snprintf(w->b[0].tenant_name, sizeof(w->b[0].tenant_name), "%s",
-		 vg_db_res_get(res, 0, 2));
+	         vg_db_res_get(res, 0, 2));
 	w->b[0].role = gw_role_parse(vg_db_res_get(res, 0, 3));
 	w->nb = w->b[0].role == ROLE_NONE ? 0 : 1;
 	stale = vg_db_res_get(res, 0, 5) && vg_db_res_get(res, 0, 5)[0] == 't';
 	vg_db_res_free(res);
 	if (stale)
 		vg_db_tx(rc->g->db, w->b[0].tenant_id, 0, touch_key, w->id,
-			 NULL);
+		         NULL);
 	return VG_OK;
 }
 
 static int auth_session(struct gw_rctx *rc, const char *token,
-			struct vg_err *err)
+                        struct vg_err *err)
 {
 	struct gw_principal *w = &rc->who;
 	struct vg_db_conn *c = NULL;
@@ -348,8 +347,8 @@ static int auth_session(struct gw_rctx *rc, const char *token,
 	int r, rows;
 
 	r = gw_session_lookup(rc->g, token, user_id, sizeof(user_id),
-			      w->subject, sizeof(w->subject), w->session_id,
-			      err);
+	                      w->subject, sizeof(w->subject), w->session_id,
+	                      err);
 	if (r == VG_NOTFOUND)
 		return VG_UNAUTHORIZED;
 	if (r != VG_OK)
@@ -376,10 +375,10 @@ static int auth_session(struct gw_rctx *rc, const char *token,
 		}
 		if (role == ROLE_NONE)
 			continue;
-		snprintf(w->b[w->nb].tenant_id, sizeof(w->b[0].tenant_id),
-			 "%s", tid);
+		snprintf(w->b[w->nb].tenant_id, sizeof(w->b[0].tenant_id), "%s",
+		         tid);
 		snprintf(w->b[w->nb].tenant_name, sizeof(w->b[0].tenant_name),
-			 "%s", vg_db_res_get(res, i, 1));
+		         "%s", vg_db_res_get(res, i, 1));
 		w->b[w->nb++].role = role;
 	}
 	vg_db_res_free(res);
@@ -435,7 +434,7 @@ int gw_authenticate(struct gw_rctx *rc)
 		rc->who.platform_admin = 1;
 		snprintf(rc->who.subject, sizeof(rc->who.subject), "bootstrap");
 		snprintf(rc->who.actor, sizeof(rc->who.actor),
-			 "apikey:bootstrap");
+		         "apikey:bootstrap");
 		gw_auth_count(g, "success");
 		return 0;
 	}
@@ -455,8 +454,8 @@ int gw_authenticate(struct gw_rctx *rc)
 	}
 	gw_auth_limit_fail(rc, NULL);
 	gw_auth_count(g, "failure");
-	gw_rlog(rc, VG_LOG_INFO, "authentication failed", "peer",
-		rc->req->peer, NULL);
+	gw_rlog(rc, VG_LOG_INFO, "authentication failed", "peer", rc->req->peer,
+	        NULL);
 	unauthorized(rc, "invalid, expired or revoked credentials");
 	return -1;
 }

@@ -33,102 +33,102 @@ struct setting {
 
 static const struct setting settings[] = {
 	{"VIGIL_PLATFORM", "platform", T_STR, OFF(platform), "", 0, 0,
-	 "name of the Platform resource"},
+         "name of the Platform resource"},
 	{"VIGIL_NAMESPACE", "namespace", T_STR, OFF(namespace_), "", 0, 0,
-	 "install namespace"},
+         "install namespace"},
 	{"VIGIL_LOG_LEVEL", "logLevel", T_STR, OFF(log_level), "info", 0, 0,
-	 "debug, info, warn, error"},
+         "debug, info, warn, error"},
 	{"VIGIL_EMERGENCY_STOP", "emergencyStop", T_BOOL, OFF(emergency_stop),
-	 "false", 0, 1, "engage the emergency stop at start-up"},
+         "false", 0, 1, "engage the emergency stop at start-up"},
 	{"VIGIL_HEALTH_PORT", "healthPort", T_INT, OFF(health_port), "9090", 0,
-	 65535, "port of /healthz, /readyz, /metrics"},
+         65535, "port of /healthz, /readyz, /metrics"},
 	{"VIGIL_GATEWAY_PORT", "gateway.port", T_INT, OFF(gateway_port), "8080",
-	 0, 65535, "port of the API"},
+         0, 65535, "port of the API"},
 	{"VIGIL_GATEWAY_TLS", "gateway.tls", T_BOOL, OFF(gateway_tls), "false",
-	 0, 1, "serve the API over TLS"},
+         0, 1, "serve the API over TLS"},
 	{"VIGIL_GATEWAY_LISTEN", NULL, T_STR, OFF(listen), NULL, 0, 0,
-	 "API address host:port (default 0.0.0.0:$VIGIL_GATEWAY_PORT)"},
+         "API address host:port (default 0.0.0.0:$VIGIL_GATEWAY_PORT)"},
 	{"VIGIL_HEALTH_LISTEN", NULL, T_STR, OFF(health_listen), NULL, 0, 0,
-	 "probe address host:port (default 0.0.0.0:$VIGIL_HEALTH_PORT)"},
-	{"VIGIL_DB_HOST", "database.host", T_STR, OFF(db_host), "localhost",
-	 0, 0, "PostgreSQL host"},
+         "probe address host:port (default 0.0.0.0:$VIGIL_HEALTH_PORT)"},
+	{"VIGIL_DB_HOST", "database.host", T_STR, OFF(db_host), "localhost", 0,
+         0, "PostgreSQL host"},
 	{"VIGIL_DB_PORT", "database.port", T_INT, OFF(db_port), "5432", 1,
-	 65535, "PostgreSQL port"},
+         65535, "PostgreSQL port"},
 	{"VIGIL_DB_NAME", "database.name", T_STR, OFF(db_name), "vigil", 0, 0,
-	 "database name"},
+         "database name"},
 	{"VIGIL_DB_SSLMODE", "database.sslMode", T_STR, OFF(db_sslmode),
-	 "prefer", 0, 0, "libpq sslmode"},
+         "prefer", 0, 0, "libpq sslmode"},
 	{"VIGIL_DB_SSLROOTCERT", "database.sslRootCert", T_STR,
-	 OFF(db_sslrootcert), NULL, 0, 0, "CA file for the server"},
+         OFF(db_sslrootcert), NULL, 0, 0, "CA file for the server"},
 	{"VIGIL_DB_USER", NULL, T_STR, OFF(db_user), "postgres", 0, 0,
-	 "user that runs the migrations (the database owner)"},
+         "user that runs the migrations (the database owner)"},
 	{"VIGIL_DB_PASSWORD", NULL, T_STR, OFF(db_password), NULL, 0, 0,
-	 "its password"},
+         "its password"},
 	{"VIGIL_DB_APP_USER", NULL, T_STR, OFF(db_app_user), NULL, 0, 0,
-	 "login of the request path (vigil_app); unset: VIGIL_DB_USER "
-	 "switched to role vigil_app"},
-	{"VIGIL_DB_APP_PASSWORD", NULL, T_STR, OFF(db_app_password), NULL, 0,
-	 0, "its password"},
+         "login of the request path (vigil_app); unset: VIGIL_DB_USER "
+         "switched to role vigil_app"},
+	{"VIGIL_DB_APP_PASSWORD", NULL, T_STR, OFF(db_app_password), NULL, 0, 0,
+         "its password"},
 	{"VIGIL_DB_POOL_MAX", NULL, T_INT, OFF(db_pool_max), "16", 1, 1000,
-	 "database connections"},
+         "database connections"},
 	{"VIGIL_DB_STATEMENT_TIMEOUT_MS", NULL, T_INT,
-	 OFF(db_statement_timeout_ms), "5000", 0, 600000,
-	 "statement timeout of the request path"},
+         OFF(db_statement_timeout_ms), "5000", 0, 600000,
+         "statement timeout of the request path"},
 	{"VIGIL_DB_MIGRATE", NULL, T_BOOL, OFF(migrate), "true", 0, 1,
-	 "run the schema migrations at start-up"},
+         "run the schema migrations at start-up"},
 	{"VIGIL_REDIS_HOST", "redis.host", T_STR, OFF(redis_host), "localhost",
-	 0, 0, "Redis host"},
+         0, 0, "Redis host"},
 	{"VIGIL_REDIS_PORT", "redis.port", T_INT, OFF(redis_port), "6379", 1,
-	 65535, "Redis port"},
+         65535, "Redis port"},
 	{"VIGIL_REDIS_ADDR", "redis.addr", T_STR, OFF(redis_addr), NULL, 0, 0,
-	 "Redis host:port (wins over host and port)"},
+         "Redis host:port (wins over host and port)"},
 	{"VIGIL_REDIS_DB", "redis.db", T_INT, OFF(redis_db), "0", 0, 1024,
-	 "Redis database number"},
+         "Redis database number"},
 	{"VIGIL_REDIS_TLS", "redis.tls", T_BOOL, OFF(redis_tls), "false", 0, 1,
-	 "TLS to Redis"},
+         "TLS to Redis"},
 	{"VIGIL_REDIS_USER", NULL, T_STR, OFF(redis_user), NULL, 0, 0,
-	 "Redis ACL user"},
+         "Redis ACL user"},
 	{"VIGIL_REDIS_PASSWORD", NULL, T_STR, OFF(redis_password), NULL, 0, 0,
-	 "Redis password"},
+         "Redis password"},
 	{"VIGIL_REDIS_POOL_MAX", NULL, T_INT, OFF(redis_pool_max), "16", 1,
-	 1000, "Redis connections"},
+         1000, "Redis connections"},
 	{"VIGIL_SESSION_KEY", NULL, T_STR, OFF(session_key), NULL, 0, 0,
-	 "key of the session ids kept in Redis (shared by replicas)"},
+         "key of the session ids kept in Redis (shared by replicas)"},
 	{"VIGIL_TLS_CERT_FILE", NULL, T_STR, OFF(tls_cert_file), NULL, 0, 0,
-	 "API certificate"},
+         "API certificate"},
 	{"VIGIL_TLS_KEY_FILE", NULL, T_STR, OFF(tls_key_file), NULL, 0, 0,
-	 "API private key"},
+         "API private key"},
 	{"VIGIL_BOOTSTRAP_ADMIN_KEY", NULL, T_STR, OFF(bootstrap_key), NULL, 0,
-	 0, "a platform-admin API key (at least 32 characters)"},
-	{"VIGIL_BOOTSTRAP_ADMIN_KEY_FILE", NULL, T_STR,
-	 OFF(bootstrap_key_file), NULL, 0, 0, "file holding that key"},
+         0, "a platform-admin API key (at least 32 characters)"},
+	{"VIGIL_BOOTSTRAP_ADMIN_KEY_FILE", NULL, T_STR, OFF(bootstrap_key_file),
+         NULL, 0, 0, "file holding that key"},
 	{"VIGIL_GATEWAY_LOOPS", NULL, T_INT, OFF(loops), "0", 0, 256,
-	 "event-loop threads (0: one per CPU)"},
+         "event-loop threads (0: one per CPU)"},
 	{"VIGIL_GATEWAY_WORKERS", NULL, T_INT, OFF(workers), "16", 1, 1024,
-	 "handler threads"},
+         "handler threads"},
 	{"VIGIL_GATEWAY_MAX_CONNS", NULL, T_INT, OFF(max_conns), "4096", 1,
-	 1000000, "open connections"},
+         1000000, "open connections"},
 	{"VIGIL_GATEWAY_MAX_HEADER", NULL, T_LONG, OFF(max_header), "16384",
-	 1024, 1 << 20, "request line and headers, bytes"},
+         1024, 1 << 20, "request line and headers, bytes"},
 	{"VIGIL_GATEWAY_MAX_BODY", NULL, T_LONG, OFF(max_body), "1048576", 0,
-	 64 << 20, "request body, bytes"},
+         64 << 20, "request body, bytes"},
 	{"VIGIL_GATEWAY_REQUEST_TIMEOUT_MS", NULL, T_INT,
-	 OFF(request_timeout_ms), "10000", 100, 600000,
-	 "to receive a request or send a response"},
+         OFF(request_timeout_ms), "10000", 100, 600000,
+         "to receive a request or send a response"},
 	{"VIGIL_GATEWAY_IDLE_TIMEOUT_MS", NULL, T_INT, OFF(idle_timeout_ms),
-	 "60000", 100, 3600000, "keep-alive idle time"},
+         "60000", 100, 3600000, "keep-alive idle time"},
 	{"VIGIL_GATEWAY_DRAIN_TIMEOUT_MS", NULL, T_INT, OFF(drain_timeout_ms),
-	 "20000", 100, 600000, "shutdown: time for requests in flight"},
+         "20000", 100, 600000, "shutdown: time for requests in flight"},
 	{"VIGIL_SESSION_TTL", NULL, T_INT, OFF(session_ttl_s), "3600", 1,
-	 86400 * 30, "session idle expiry (sliding), seconds"},
+         86400 * 30, "session idle expiry (sliding), seconds"},
 	{"VIGIL_SESSION_MAX_AGE", NULL, T_INT, OFF(session_max_s), "43200", 1,
-	 86400 * 365, "session lifetime, seconds"},
+         86400 * 365, "session lifetime, seconds"},
 	{"VIGIL_AUTH_FAIL_LIMIT", NULL, T_INT, OFF(auth_fail_limit), "10", 1,
-	 1000000, "failed authentications per address or user per window"},
+         1000000, "failed authentications per address or user per window"},
 	{"VIGIL_AUTH_FAIL_WINDOW", NULL, T_INT, OFF(auth_fail_window_s), "300",
-	 1, 86400, "that window, seconds"},
+         1, 86400, "that window, seconds"},
 	{"VIGIL_ACCESS_LOG", NULL, T_BOOL, OFF(access_log), "true", 0, 1,
-	 "one log line per request"},
+         "one log line per request"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -163,7 +163,7 @@ static int parse_bool(const char *v, int *out)
 }
 
 static int apply(struct gw_config *c, const struct setting *s, const char *v,
-		 const char *from, struct vg_err *err)
+                 const char *from, struct vg_err *err)
 {
 	char *base = (char *)c + s->off;
 	long long n;
@@ -183,8 +183,8 @@ static int apply(struct gw_config *c, const struct setting *s, const char *v,
 	case T_BOOL:
 		if (parse_bool(v, &b))
 			return vg_err_set(err, VG_CONFIG,
-					  "%s (%s): \"%s\" is not a boolean",
-					  s->env, from, v);
+			                  "%s (%s): \"%s\" is not a boolean",
+			                  s->env, from, v);
 		*(int *)base = b;
 		return VG_OK;
 	case T_INT:
@@ -193,9 +193,9 @@ static int apply(struct gw_config *c, const struct setting *s, const char *v,
 		n = strtoll(v, &end, 10);
 		if (errno || end == v || *end || n < s->min || n > s->max)
 			return vg_err_set(err, VG_CONFIG,
-					  "%s (%s): \"%s\" is not an integer "
-					  "in [%lld, %lld]",
-					  s->env, from, v, s->min, s->max);
+			                  "%s (%s): \"%s\" is not an integer "
+			                  "in [%lld, %lld]",
+			                  s->env, from, v, s->min, s->max);
 		if (s->type == T_INT)
 			*(int *)base = (int)n;
 		else
@@ -206,8 +206,7 @@ static int apply(struct gw_config *c, const struct setting *s, const char *v,
 }
 
 /* Values from the JSON copy of the configuration; the environment wins. */
-static int load_file(struct gw_config *c, const char *path,
-		     struct vg_err *err)
+static int load_file(struct gw_config *c, const char *path, struct vg_err *err)
 {
 	json_error_t jerr;
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -215,7 +214,7 @@ static int load_file(struct gw_config *c, const char *path,
 
 	if (!doc)
 		return vg_err_set(err, VG_CONFIG, "config file %s: %s", path,
-				  jerr.text);
+		                  jerr.text);
 	for (size_t i = 0; i < NSETTINGS && rc == VG_OK; i++) {
 		const struct setting *s = &settings[i];
 		json_t *v;
@@ -228,7 +227,7 @@ static int load_file(struct gw_config *c, const char *path,
 			str = json_string_value(v);
 		else if (json_is_integer(v))
 			snprintf(num, sizeof(num), "%lld",
-				 (long long)json_integer_value(v)),
+			         (long long)json_integer_value(v)),
 				str = num;
 		else if (json_is_boolean(v))
 			str = json_is_true(v) ? "true" : "false";
@@ -252,7 +251,7 @@ static const struct setting *find_flag(const char *arg, size_t len)
 }
 
 static int load_flags(struct gw_config *c, int argc, char **argv,
-		      struct vg_err *err)
+                      struct vg_err *err)
 {
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq, *val;
@@ -269,20 +268,20 @@ static int load_flags(struct gw_config *c, int argc, char **argv,
 		}
 		if (strncmp(a, "--", 2) != 0)
 			return vg_err_set(err, VG_CONFIG,
-					  "unexpected argument \"%s\"", a);
+			                  "unexpected argument \"%s\"", a);
 		a += 2;
 		eq = strchr(a, '=');
 		s = find_flag(a, eq ? (size_t)(eq - a) : strlen(a));
 		if (!s)
 			return vg_err_set(err, VG_CONFIG, "unknown flag --%s",
-					  a);
+			                  a);
 		if (eq) {
 			val = eq + 1;
 		} else if (i + 1 < argc) {
 			val = argv[++i];
 		} else {
 			return vg_err_set(err, VG_CONFIG, "--%s needs a value",
-					  a);
+			                  a);
 		}
 		if ((rc = apply(c, s, val, "flag", err)) != VG_OK)
 			return rc;
@@ -301,17 +300,17 @@ static int read_key_file(struct gw_config *c, struct vg_err *err)
 	f = fopen(c->bootstrap_key_file, "re");
 	if (!f)
 		return vg_err_sys(err, VG_CONFIG, "bootstrap key file %s",
-				  c->bootstrap_key_file);
+		                  c->bootstrap_key_file);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-			 buf[n - 1] == ' '))
+	while (n > 0 &&
+	       (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		n--;
 	buf[n] = '\0';
 	c->bootstrap_key = strdup(buf);
 	OPENSSL_cleanse(buf, sizeof(buf));
-	return c->bootstrap_key ? VG_OK :
-				  vg_err_set(err, VG_NOMEM, "out of memory");
+	return c->bootstrap_key ? VG_OK
+	                        : vg_err_set(err, VG_NOMEM, "out of memory");
 }
 
 static int derive(struct gw_config *c, struct vg_err *err)
@@ -335,36 +334,36 @@ static int derive(struct gw_config *c, struct vg_err *err)
 
 		if (!colon)
 			return vg_err_set(err, VG_CONFIG,
-					  "VIGIL_REDIS_ADDR: want host:port");
+			                  "VIGIL_REDIS_ADDR: want host:port");
 		port = strtol(colon + 1, &end, 10);
 		if (*end || port < 1 || port > 65535)
 			return vg_err_set(err, VG_CONFIG,
-					  "VIGIL_REDIS_ADDR: bad port");
+			                  "VIGIL_REDIS_ADDR: bad port");
 		free(c->redis_host);
-		c->redis_host = strndup(c->redis_addr,
-					(size_t)(colon - c->redis_addr));
+		c->redis_host =
+			strndup(c->redis_addr, (size_t)(colon - c->redis_addr));
 		if (!c->redis_host)
 			return vg_err_set(err, VG_NOMEM, "out of memory");
 		c->redis_port = (int)port;
 	}
 	if (c->gateway_tls)
 		return vg_err_set(err, VG_CONFIG,
-				  "VIGIL_GATEWAY_TLS: TLS on the API port is "
-				  "not supported by this version; terminate "
-				  "TLS in front of the gateway");
+		                  "VIGIL_GATEWAY_TLS: TLS on the API port is "
+		                  "not supported by this version; terminate "
+		                  "TLS in front of the gateway");
 	if (c->redis_tls)
 		return vg_err_set(err, VG_CONFIG,
-				  "VIGIL_REDIS_TLS: TLS to Redis is not "
-				  "supported by this version");
+		                  "VIGIL_REDIS_TLS: TLS to Redis is not "
+		                  "supported by this version");
 	if (c->bootstrap_key && strlen(c->bootstrap_key) < 32)
 		return vg_err_set(err, VG_CONFIG,
-				  "VIGIL_BOOTSTRAP_ADMIN_KEY: at least 32 "
-				  "characters");
+		                  "VIGIL_BOOTSTRAP_ADMIN_KEY: at least 32 "
+		                  "characters");
 	return VG_OK;
 }
 
 int gw_config_load(struct gw_config *c, int argc, char **argv,
-		   struct vg_err *err)
+                   struct vg_err *err)
 {
 	const char *file = getenv("VIGIL_CONFIG_FILE");
 	int rc;
@@ -373,7 +372,7 @@ int gw_config_load(struct gw_config *c, int argc, char **argv,
 	for (size_t i = 0; i < NSETTINGS; i++)
 		if (settings[i].def &&
 		    (rc = apply(c, &settings[i], settings[i].def, "default",
-				err)) != VG_OK)
+		                err)) != VG_OK)
 			return rc;
 	if (file && *file) {
 		FILE *probe = fopen(file, "re");
@@ -390,8 +389,8 @@ int gw_config_load(struct gw_config *c, int argc, char **argv,
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const char *v = getenv(settings[i].env);
 
-		if (v && (rc = apply(c, &settings[i], v, "environment",
-				     err)) != VG_OK)
+		if (v && (rc = apply(c, &settings[i], v, "environment", err)) !=
+		                 VG_OK)
 			return rc;
 	}
 	if ((rc = load_flags(c, argc, argv, err)) != VG_OK)
@@ -424,14 +423,15 @@ void gw_config_usage(void)
 {
 	char name[64];
 
-	fprintf(stderr, "usage: vigil-gateway [--version] [--FLAG VALUE]...\n\n"
-			"Every flag has an environment variable; flags win.\n\n");
+	fprintf(stderr,
+	        "usage: vigil-gateway [--version] [--FLAG VALUE]...\n\n"
+	        "Every flag has an environment variable; flags win.\n\n");
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		flag_name(&settings[i], name, sizeof(name));
 		fprintf(stderr, "  --%-28s %s\n      %s%s%s\n", name,
-			settings[i].env, settings[i].help,
-			settings[i].def ? "; default " : "",
-			settings[i].def ? settings[i].def : "");
+		        settings[i].env, settings[i].help,
+		        settings[i].def ? "; default " : "",
+		        settings[i].def ? settings[i].def : "");
 	}
 }
 

@@ -30,7 +30,7 @@ struct gw_config {
 	char *listen, *health_listen;
 	char *db_host, *db_name, *db_sslmode, *db_sslrootcert;
 	int db_port;
-	char *db_user, *db_password;	     /* migrations (the owner) */
+	char *db_user, *db_password;         /* migrations (the owner) */
 	char *db_app_user, *db_app_password; /* the request path */
 	int db_pool_max, db_statement_timeout_ms, migrate;
 	char *redis_host, *redis_addr, *redis_user, *redis_password;
@@ -52,7 +52,7 @@ struct gw_config {
  * command-line flags. Returns VG_OK or VG_CONFIG with `err` saying which
  * setting is wrong. */
 int gw_config_load(struct gw_config *c, int argc, char **argv,
-		   struct vg_err *err);
+                   struct vg_err *err);
 void gw_config_cleanup(struct gw_config *c);
 void gw_config_usage(void);
 /* libpq conninfo strings (new); NULL when out of memory. */
@@ -66,7 +66,7 @@ struct redisReply;
 struct gw_redis;
 
 int gw_redis_new(const struct gw_config *c, struct gw_redis **out,
-		 struct vg_err *err);
+                 struct vg_err *err);
 void gw_redis_free(struct gw_redis *r);
 /*
  * Run one command given as NUL-terminated strings ending with NULL. *out
@@ -74,7 +74,7 @@ void gw_redis_free(struct gw_redis *r);
  * Redis cannot be reached (answer 503), VG_REDIS for an error reply.
  */
 int gw_redis_cmd(struct gw_redis *r, struct redisReply **out,
-		 struct vg_err *err, const char *arg0, ...);
+                 struct vg_err *err, const char *arg0, ...);
 
 /* ------------------------------------------------------------------ */
 /* Roles and permissions (rbac.c)                                       */
@@ -91,7 +91,7 @@ enum gw_role {
 };
 
 enum gw_perm {
-	PERM_PUBLIC,	    /* no credentials needed */
+	PERM_PUBLIC,        /* no credentials needed */
 	PERM_AUTHENTICATED, /* any valid credentials, no role needed */
 	PERM_TENANTS_LIST,
 	PERM_TENANTS_CREATE,
@@ -129,12 +129,12 @@ enum gw_role gw_role_parse(const char *name);
 /* ------------------------------------------------------------------ */
 
 struct gw_metrics {
-	struct vg_metric *requests;	/* http_requests_total */
-	struct vg_metric *duration;	/* http_request_duration_seconds */
-	struct vg_metric *auth;		/* vigil_auth_attempts_total */
-	struct vg_series *sessions;	/* vigil_active_sessions */
-	struct vg_series *estop;	/* vigil_emergency_stop */
-	struct vg_series *audit;	/* vigil_audit_log_entries_total */
+	struct vg_metric *requests; /* http_requests_total */
+	struct vg_metric *duration; /* http_request_duration_seconds */
+	struct vg_metric *auth;     /* vigil_auth_attempts_total */
+	struct vg_series *sessions; /* vigil_active_sessions */
+	struct vg_series *estop;    /* vigil_emergency_stop */
+	struct vg_series *audit;    /* vigil_audit_log_entries_total */
 };
 
 struct gw {
@@ -147,9 +147,9 @@ struct gw {
 	int has_bootstrap;
 	unsigned char session_key[32];
 	atomic_int db_ok, redis_ok; /* from the health checker */
-	atomic_int schema_ok;	    /* migrations done (or found done) */
-	atomic_int draining;	    /* shutting down: not ready */
-	atomic_int estop;	    /* last known emergency stop */
+	atomic_int schema_ok;       /* migrations done (or found done) */
+	atomic_int draining;        /* shutting down: not ready */
+	atomic_int estop;           /* last known emergency stop */
 };
 
 /* ------------------------------------------------------------------ */
@@ -165,7 +165,7 @@ struct gw_app;
  * API answers 503 and /readyz is not ready until then.
  */
 int gw_app_start(struct gw_config *cfg, struct gw_app **out,
-		 struct vg_err *err);
+                 struct vg_err *err);
 int gw_app_port(const struct gw_app *a);
 int gw_app_health_port(const struct gw_app *a);
 struct gw *gw_app_gw(struct gw_app *a);
@@ -200,8 +200,8 @@ struct gw_binding {
 
 struct gw_principal {
 	enum gw_principal_kind kind;
-	char id[40];	   /* API key id or user id */
-	char actor[300];   /* audit actor: "user:<subject>", "apikey:<prefix>" */
+	char id[40];     /* API key id or user id */
+	char actor[300]; /* audit actor: "user:<subject>", "apikey:<prefix>" */
 	char subject[260]; /* user subject, API key prefix, "bootstrap" */
 	int platform_admin;
 	struct gw_binding b[GW_MAX_BINDINGS];
@@ -219,25 +219,25 @@ struct gw_rctx {
 	struct srv_resp *resp;
 	const struct gw_route *route;
 	struct gw_principal who;
-	const char *tenant;	 /* tenant of a tenant-scoped request, or NULL */
+	const char *tenant; /* tenant of a tenant-scoped request, or NULL */
 	char tenant_buf[72];
-	enum gw_role role;	 /* role the request runs with */
+	enum gw_role role;              /* role the request runs with */
 	char params[GW_MAX_PARAMS][72]; /* {tid} is params[0] when present */
-	json_t *body;		 /* the validated body, or NULL */
+	json_t *body;                   /* the validated body, or NULL */
 };
 
 typedef void (*gw_handler)(struct gw_rctx *rc);
 
 enum gw_scope {
-	SCOPE_PLATFORM,	    /* no tenant */
+	SCOPE_PLATFORM,     /* no tenant */
 	SCOPE_PATH_TENANT,  /* {tid}, the first path parameter */
 	SCOPE_QUERY_TENANT, /* ?tenant=<id>, else the platform */
 };
 
 enum {
-	ROUTE_INLINE = 1 << 0,	  /* never blocks: run on the event loop */
+	ROUTE_INLINE = 1 << 0,    /* never blocks: run on the event loop */
 	ROUTE_STOPPABLE = 1 << 1, /* refused (503) while the emergency stop
-				     is engaged: starting scans */
+	                             is engaged: starting scans */
 };
 
 struct gw_route {
@@ -257,25 +257,25 @@ const struct gw_route *gw_routes(size_t *n);
 void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud);
 int gw_is_inline(const struct srv_req *req, void *ud);
 void gw_request_done(const struct srv_req *req, const struct srv_resp *resp,
-		     double seconds, void *ud);
+                     double seconds, void *ud);
 
 /* Replies. gw_reply_json steals `doc`. */
 void gw_reply_json(struct gw_rctx *rc, int status, json_t *doc);
 void gw_reply_error(struct gw_rctx *rc, int status, const char *code,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Map a failure (db, redis, validation) to its status and reply. */
 void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err);
 void gw_reply_no_content(struct gw_rctx *rc, int status);
 
 /* Log with the request's id (and tenant) added; key/value pairs end with
  * NULL. */
-void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level,
-	     const char *msg, ...);
+void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level, const char *msg,
+             ...);
 
 /* Run `fn` in a transaction of the request's tenant (rc->tenant, NULL for
  * none); with a tenant, first check that it exists (VG_NOTFOUND). */
 int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
-	  struct vg_err *err);
+          struct vg_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Authentication (auth.c) and sessions (session.c)                     */
@@ -305,14 +305,13 @@ void gw_sha256(const void *data, size_t len, unsigned char out[32]);
 void gw_hex(const unsigned char *in, size_t n, char *out);
 
 int gw_session_create(struct gw *g, const char *user_id, const char *subject,
-		      char *token, size_t token_size, struct vg_err *err);
+                      char *token, size_t token_size, struct vg_err *err);
 /* VG_NOTFOUND for an unknown or expired token; fills user id, subject and
  * session id; slides the idle expiry. */
 int gw_session_lookup(struct gw *g, const char *token, char *user_id,
-		      size_t uid_size, char *subject, size_t subj_size,
-		      char *session_id, struct vg_err *err);
-int gw_session_delete(struct gw *g, const char *session_id,
-		      struct vg_err *err);
+                      size_t uid_size, char *subject, size_t subj_size,
+                      char *session_id, struct vg_err *err);
+int gw_session_delete(struct gw *g, const char *session_id, struct vg_err *err);
 /* Sessions alive now across every replica. */
 int gw_session_count(struct gw *g, long long *n, struct vg_err *err);
 
@@ -322,10 +321,9 @@ int gw_session_count(struct gw *g, long long *n, struct vg_err *err);
 
 /* Append an entry to the chain of the transaction's tenant, or (no
  * tenant) to the platform's. `details` is borrowed (NULL: {}). */
-int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc,
-	     const char *action, const char *object_type,
-	     const char *object_id, const json_t *details,
-	     struct vg_err *err);
+int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc, const char *action,
+             const char *object_type, const char *object_id,
+             const json_t *details, struct vg_err *err);
 /* Count entries appended by a committed transaction. */
 void gw_audit_committed(struct gw *g, int n);
 

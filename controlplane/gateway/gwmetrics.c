@@ -5,10 +5,9 @@
 
 /* request latency: from a cached read (0.5 ms) to a password check or a
  * slow database (seconds) */
-static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005,
-					  0.01,	  0.025, 0.05,	 0.1,
-					  0.25,	  0.5,	 1,	 2.5,
-					  5,	  10};
+static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,  0.1,    0.25,  0.5,
+                                          1,      2.5,   5,      10};
 
 int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err)
 {
@@ -35,18 +34,18 @@ int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err)
 	if (!m->requests || !m->duration || !m->auth)
 		return err ? err->code : VG_INTERNAL;
 	f = vg_metrics_gauge(reg, "vigil_active_sessions",
-			     "Login sessions alive across every gateway "
-			     "replica.",
-			     NULL, err);
+	                     "Login sessions alive across every gateway "
+	                     "replica.",
+	                     NULL, err);
 	m->sessions = f ? vg_metric_series(f, NULL) : NULL;
 	f = vg_metrics_gauge(reg, "vigil_emergency_stop",
-			     "1 while the platform's emergency stop is "
-			     "engaged.",
-			     NULL, err);
+	                     "1 while the platform's emergency stop is "
+	                     "engaged.",
+	                     NULL, err);
 	m->estop = f ? vg_metric_series(f, NULL) : NULL;
 	f = vg_metrics_counter(reg, "vigil_audit_log_entries_total",
-			       "Audit log entries this gateway appended.", NULL,
-			       err);
+	                       "Audit log entries this gateway appended.", NULL,
+	                       err);
 	m->audit = f ? vg_metric_series(f, NULL) : NULL;
 	if (!m->sessions || !m->estop || !m->audit)
 		return err ? err->code : VG_INTERNAL;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CHECK_MS 1000
+#define CHECK_MS     1000
 #define GAUGES_EVERY 5
 
 static pthread_t th;
@@ -27,7 +27,7 @@ static void check_db(struct gw *g)
 	struct vg_db_conn *c = NULL;
 	struct vg_err err = {0};
 	int ok = vg_db_acquire(g->db, &c, &err) == VG_OK &&
-		 vg_db_exec(c, "SELECT 1", 0, NULL, NULL, &err) == VG_OK;
+	         vg_db_exec(c, "SELECT 1", 0, NULL, NULL, &err) == VG_OK;
 
 	vg_db_release(c);
 	if (ok == atomic_exchange(&g->db_ok, ok))
@@ -70,14 +70,14 @@ static void ensure_schema(struct gw *g)
 		return;
 	if (gw_migrate(g, &err) != VG_OK) {
 		vg_warn("database migrations not applied yet; retrying", "err",
-			err.msg);
+		        err.msg);
 		return;
 	}
 	atomic_store(&g->schema_ok, 1);
 	if (g->cfg->emergency_stop &&
 	    gw_estop_engage_from_config(g, &err) != VG_OK)
 		vg_warn("could not engage the configured emergency stop", "err",
-			err.msg);
+		        err.msg);
 }
 
 static void *health_main(void *arg)
@@ -135,7 +135,8 @@ int gw_ready(struct gw *g, char *reason, size_t size)
 		const char *why;
 	} checks[] = {
 		{offsetof(struct gw, draining), 0, "shutting down"},
-		{offsetof(struct gw, schema_ok), 1, "database schema not ready"},
+		{offsetof(struct gw, schema_ok), 1,
+	         "database schema not ready"},
 		{offsetof(struct gw, db_ok), 1, "postgresql unreachable"},
 		{offsetof(struct gw, redis_ok), 1, "redis unreachable"},
 	};

@@ -19,6 +19,8 @@ static const char *const role_names[ROLE_COUNT] = {
 	[ROLE_PLATFORM_ADMIN] = "platform-admin",
 };
 
+/* a grid, read by column */
+/* clang-format off */
 static const struct {
 	enum gw_perm perm;
 	const char *name;
@@ -47,6 +49,7 @@ static const struct {
 	{PERM_REPORTS_READ,	"reports:read",		{1, 1, 1, 0, 1}},
 	{PERM_EVENTS_SUBSCRIBE,	"events:subscribe",	{1, 1, 1, 0, 1}},
 };
+/* clang-format on */
 
 int gw_rbac_allowed(enum gw_perm perm, enum gw_role role)
 {

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define TIMEOUT_MS 1000
-#define MAX_ARGS 16
+#define MAX_ARGS   16
 
 struct gw_redis {
 	char *host;
@@ -28,7 +28,7 @@ struct gw_redis {
 };
 
 int gw_redis_new(const struct gw_config *c, struct gw_redis **out,
-		 struct vg_err *err)
+                 struct vg_err *err)
 {
 	struct gw_redis *r = calloc(1, sizeof(*r));
 
@@ -71,7 +71,7 @@ void gw_redis_free(struct gw_redis *r)
 }
 
 static int reply_ok(redisContext *ctx, redisReply *rep, struct vg_err *err,
-		    const char *what)
+                    const char *what)
 {
 	int rc = VG_OK;
 
@@ -84,7 +84,7 @@ static int reply_ok(redisContext *ctx, redisReply *rep, struct vg_err *err,
 }
 
 static int connect_one(struct gw_redis *r, redisContext **out,
-		       struct vg_err *err)
+                       struct vg_err *err)
 {
 	struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
 	redisContext *ctx = redisConnectWithTimeout(r->host, r->port, tv);
@@ -94,7 +94,7 @@ static int connect_one(struct gw_redis *r, redisContext **out,
 		return vg_err_set(err, VG_NOMEM, "redis: out of memory");
 	if (ctx->err) {
 		rc = vg_err_set(err, VG_IO, "redis connect %s:%d: %s", r->host,
-				r->port, ctx->errstr);
+		                r->port, ctx->errstr);
 		redisFree(ctx);
 		return rc;
 	}
@@ -102,8 +102,8 @@ static int connect_one(struct gw_redis *r, redisContext **out,
 	if (r->password) {
 		redisReply *rep =
 			r->user ? redisCommand(ctx, "AUTH %s %s", r->user,
-					       r->password) :
-				  redisCommand(ctx, "AUTH %s", r->password);
+		                               r->password)
+				: redisCommand(ctx, "AUTH %s", r->password);
 
 		if ((rc = reply_ok(ctx, rep, err, "AUTH")) != VG_OK) {
 			redisFree(ctx);
@@ -160,7 +160,7 @@ static void release(struct gw_redis *r, redisContext *ctx, int broken)
 }
 
 int gw_redis_cmd(struct gw_redis *r, redisReply **out, struct vg_err *err,
-		 const char *arg0, ...)
+                 const char *arg0, ...)
 {
 	const char *argv[MAX_ARGS];
 	size_t lens[MAX_ARGS];

@@ -22,66 +22,66 @@
  */
 static const struct gw_route routes[] = {
 	{"GET", "/healthz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_healthz,
-	 ROUTE_INLINE},
+         ROUTE_INLINE},
 	{"GET", "/readyz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_readyz,
-	 ROUTE_INLINE},
+         ROUTE_INLINE},
 
 	{"POST", "/v1/auth/login", PERM_PUBLIC, SCOPE_PLATFORM, api_login_body,
-	 api_login, 0},
+         api_login, 0},
 	{"POST", "/v1/auth/logout", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-	 api_logout, 0},
+         api_logout, 0},
 	{"GET", "/v1/whoami", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-	 api_whoami, 0},
+         api_whoami, 0},
 
 	{"GET", "/v1/tenants", PERM_TENANTS_LIST, SCOPE_PLATFORM, NULL,
-	 api_tenants_list, 0},
+         api_tenants_list, 0},
 	{"POST", "/v1/tenants", PERM_TENANTS_CREATE, SCOPE_PLATFORM,
-	 api_tenant_body, api_tenants_create, 0},
+         api_tenant_body, api_tenants_create, 0},
 	{"GET", "/v1/tenants/{tid}", PERM_TENANTS_GET, SCOPE_PATH_TENANT, NULL,
-	 api_tenants_get, 0},
+         api_tenants_get, 0},
 
 	{"GET", "/v1/tenants/{tid}/users", PERM_USERS_LIST, SCOPE_PATH_TENANT,
-	 NULL, api_users_list, 0},
+         NULL, api_users_list, 0},
 	{"POST", "/v1/tenants/{tid}/users", PERM_USERS_MANAGE,
-	 SCOPE_PATH_TENANT, api_user_body, api_users_create, 0},
+         SCOPE_PATH_TENANT, api_user_body, api_users_create, 0},
 	{"DELETE", "/v1/tenants/{tid}/users/{id}", PERM_USERS_MANAGE,
-	 SCOPE_PATH_TENANT, NULL, api_users_delete, 0},
+         SCOPE_PATH_TENANT, NULL, api_users_delete, 0},
 
 	{"GET", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_LIST,
-	 SCOPE_PATH_TENANT, NULL, api_bindings_list, 0},
+         SCOPE_PATH_TENANT, NULL, api_bindings_list, 0},
 	{"POST", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_MANAGE,
-	 SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0},
-	{"DELETE", "/v1/tenants/{tid}/role-bindings/{id}",
-	 PERM_BINDINGS_MANAGE, SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0},
+         SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0},
+	{"DELETE", "/v1/tenants/{tid}/role-bindings/{id}", PERM_BINDINGS_MANAGE,
+         SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0},
 
 	{"GET", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_LIST,
-	 SCOPE_PATH_TENANT, NULL, api_keys_list, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_list, 0},
 	{"POST", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_MANAGE,
-	 SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0},
+         SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0},
 	{"DELETE", "/v1/tenants/{tid}/api-keys/{id}", PERM_APIKEYS_MANAGE,
-	 SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0},
 
 	{"GET", "/v1/emergency-stop", PERM_ESTOP_READ, SCOPE_PLATFORM, NULL,
-	 api_estop_get, 0},
+         api_estop_get, 0},
 	{"PUT", "/v1/emergency-stop", PERM_ESTOP_WRITE, SCOPE_PLATFORM,
-	 api_estop_body, api_estop_put, 0},
+         api_estop_body, api_estop_put, 0},
 
 	{"GET", "/v1/audit", PERM_AUDIT_READ, SCOPE_QUERY_TENANT, NULL,
-	 api_audit_list, 0},
-	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT,
-	 NULL, api_audit_verify, 0},
+         api_audit_list, 0},
+	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT, NULL,
+         api_audit_verify, 0},
 
 	/*
-	 * Next milestones, with their permissions already in rbac.c:
-	 *   GET/POST /v1/tenants/{tid}/scan-runs        scans:read/create,
-	 *            POST with ROUTE_STOPPABLE
-	 *   GET      /v1/tenants/{tid}/scan-runs/{id}   scans:read
-	 *   POST     /v1/tenants/{tid}/ingest           ingest:write (agents)
-	 *   GET      /v1/tenants/{tid}/findings         findings:read
-	 *   PATCH    /v1/tenants/{tid}/findings/{id}    findings:triage
-	 *   GET      /v1/tenants/{tid}/reports[/{id}]   reports:read
-	 *   GET      /v1/events (WebSocket upgrade)     events:subscribe
-	 */
+         * Next milestones, with their permissions already in rbac.c:
+         *   GET/POST /v1/tenants/{tid}/scan-runs        scans:read/create,
+         *            POST with ROUTE_STOPPABLE
+         *   GET      /v1/tenants/{tid}/scan-runs/{id}   scans:read
+         *   POST     /v1/tenants/{tid}/ingest           ingest:write (agents)
+         *   GET      /v1/tenants/{tid}/findings         findings:read
+         *   PATCH    /v1/tenants/{tid}/findings/{id}    findings:triage
+         *   GET      /v1/tenants/{tid}/reports[/{id}]   reports:read
+         *   GET      /v1/events (WebSocket upgrade)     events:subscribe
+         */
 	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0},
 };
 
@@ -97,8 +97,8 @@ const struct gw_route *gw_routes(size_t *n)
 /* ------------------------------------------------------------------ */
 
 /* 1 when `path` fits `pattern`; captures {params} into `params`. */
-static int match(const char *pattern, const char *path,
-		 char params[][72], int *nparams)
+static int match(const char *pattern, const char *path, char params[][72],
+                 int *nparams)
 {
 	const char *p = pattern, *s = path;
 	int np = 0;
@@ -136,7 +136,7 @@ static const char *match_method(const char *m)
 /* The route for the request, or NULL with *path_known when another
  * method would match. */
 static const struct gw_route *find_route(const struct srv_req *req,
-					 char params[][72], int *path_known)
+                                         char params[][72], int *path_known)
 {
 	const char *m = match_method(req->method);
 	char scratch[GW_MAX_PARAMS][72];
@@ -164,10 +164,10 @@ static void allow_header(const struct srv_req *req, struct srv_resp *resp)
 		if (!match(r->pattern, req->path, scratch, NULL))
 			continue;
 		len += (size_t)snprintf(allow + len, sizeof(allow) - len,
-					"%s%s", len ? ", " : "", r->method);
+		                        "%s%s", len ? ", " : "", r->method);
 		if (strcmp(r->method, "GET") == 0)
 			len += (size_t)snprintf(allow + len,
-						sizeof(allow) - len, ", HEAD");
+			                        sizeof(allow) - len, ", HEAD");
 		if (len >= sizeof(allow))
 			break;
 	}
@@ -211,7 +211,7 @@ void gw_reply_no_content(struct gw_rctx *rc, int status)
 }
 
 void gw_reply_error(struct gw_rctx *rc, int status, const char *code,
-		    const char *fmt, ...)
+                    const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -224,7 +224,8 @@ void gw_reply_error(struct gw_rctx *rc, int status, const char *code,
 
 static int is_sqlstate(const char *r)
 {
-	return strlen(r) == 5 && strspn(r, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5;
+	return strlen(r) == 5 &&
+	       strspn(r, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5;
 }
 
 void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err)
@@ -245,7 +246,7 @@ void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err)
 		{VG_UNAUTHORIZED, 401, "unauthenticated", "unauthenticated"},
 		{VG_IO, 503, "unavailable", "a backing service is unavailable"},
 		{VG_TIMEOUT, 503, "unavailable",
-		 "a backing service did not answer in time"},
+	         "a backing service did not answer in time"},
 		{VG_AGAIN, 503, "unavailable", "busy; retry"},
 	};
 	const char *msg = err && err->msg[0] ? err->msg : NULL;
@@ -259,7 +260,7 @@ void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err)
 		if (map[i].status == 503) {
 			srv_resp_header(rc->resp, "Retry-After", "1");
 			gw_rlog(rc, VG_LOG_WARN, "backing service unavailable",
-				"err", msg ? msg : "", NULL);
+			        "err", msg ? msg : "", NULL);
 			msg = NULL;
 		}
 		/* server messages name tables and constraints: keep them
@@ -270,12 +271,12 @@ void gw_reply_failure(struct gw_rctx *rc, int code, const struct vg_err *err)
 		return;
 	}
 	gw_rlog(rc, VG_LOG_ERROR, "request failed", "err",
-		err ? err->msg : vg_strerror(code), NULL);
+	        err ? err->msg : vg_strerror(code), NULL);
 	gw_reply_error(rc, 500, "internal", "internal error");
 }
 
-void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level,
-	     const char *msg, ...)
+void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level, const char *msg,
+             ...)
 {
 	struct vg_log_field f[16];
 	int n = 0;
@@ -327,7 +328,7 @@ static int tenant_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 }
 
 int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
-	  struct vg_err *err)
+          struct vg_err *err)
 {
 	struct tx_wrap w = {fn, arg};
 
@@ -361,7 +362,7 @@ static int authorize(struct gw_rctx *rc)
 		rc->role = tenant_role(rc);
 		if (rc->role == ROLE_NONE) {
 			gw_reply_error(rc, 404, "not_found",
-				       "tenant not found");
+			               "tenant not found");
 			return -1;
 		}
 		if (perm == PERM_AUTHENTICATED ||
@@ -378,8 +379,8 @@ static int authorize(struct gw_rctx *rc)
 		/* a platform-wide route a tenant role may use; the platform's
 		 * own records (SCOPE_QUERY_TENANT without a tenant) are for
 		 * platform admins only */
-		for (size_t i = 0; rc->route->scope == SCOPE_PLATFORM &&
-				   i < rc->who.nb;
+		for (size_t i = 0;
+		     rc->route->scope == SCOPE_PLATFORM && i < rc->who.nb;
 		     i++) {
 			if (gw_rbac_allowed(perm, rc->who.b[i].role)) {
 				rc->role = rc->who.b[i].role;
@@ -388,7 +389,7 @@ static int authorize(struct gw_rctx *rc)
 		}
 	}
 	gw_reply_error(rc, 403, "forbidden", "the %s role may not %s",
-		       gw_role_name(rc->role), gw_perm_name(perm));
+	               gw_role_name(rc->role), gw_perm_name(perm));
 	return -1;
 }
 
@@ -403,21 +404,21 @@ static int scope(struct gw_rctx *rc, int nparams)
 	case SCOPE_PATH_TENANT:
 		if (nparams < 1 || !vg_db_is_uuid(rc->params[0])) {
 			gw_reply_error(rc, 404, "not_found",
-				       "tenant not found");
+			               "tenant not found");
 			return -1;
 		}
 		snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s",
-			 rc->params[0]);
+		         rc->params[0]);
 		rc->tenant = rc->tenant_buf;
 		return 0;
 	case SCOPE_QUERY_TENANT:
 		r = vg_http_query_get(rc->req->query, strlen(rc->req->query),
-				      "tenant", t, sizeof(t));
+		                      "tenant", t, sizeof(t));
 		if (r == VG_NOTFOUND)
 			return 0;
 		if (r != VG_OK || !vg_db_is_uuid(t)) {
 			gw_reply_error(rc, 400, "bad_request",
-				       "tenant: want a tenant id");
+			               "tenant: want a tenant id");
 			return -1;
 		}
 		snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s", t);
@@ -452,12 +453,12 @@ static int read_body(struct gw_rctx *rc)
 		return 0;
 	if (rc->req->body_len > 0 && !json_content_type(rc->req)) {
 		gw_reply_error(rc, 415, "unsupported_media_type",
-			       "send Content-Type: application/json");
+		               "send Content-Type: application/json");
 		return -1;
 	}
 	r = vg_json_validate_body(rc->req->body, rc->req->body_len,
-				  (size_t)rc->g->cfg->max_body, rc->route->body,
-				  &rc->body, &err);
+	                          (size_t)rc->g->cfg->max_body, rc->route->body,
+	                          &rc->body, &err);
 	if (r == VG_OK)
 		return 0;
 	if (r == VG_PARSE)
@@ -476,7 +477,7 @@ void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud)
 
 	if (!rc) {
 		srv_resp_error(resp, 503, "unavailable", "out of memory",
-			       req->request_id);
+		               req->request_id);
 		return;
 	}
 	rc->g = ud;
@@ -489,9 +490,10 @@ void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud)
 		if (known) {
 			allow_header(req, resp);
 			gw_reply_error(rc, 405, "method_not_allowed",
-				       "%s is not allowed here", req->method);
+			               "%s is not allowed here", req->method);
 		} else {
-			gw_reply_error(rc, 404, "not_found", "no such endpoint");
+			gw_reply_error(rc, 404, "not_found",
+			               "no such endpoint");
 		}
 		goto out;
 	}
@@ -500,19 +502,20 @@ void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud)
 	    !atomic_load(&rc->g->schema_ok)) {
 		srv_resp_header(resp, "Retry-After", "1");
 		gw_reply_error(rc, 503, "unavailable",
-			       "database schema not ready");
+		               "database schema not ready");
 		goto out;
 	}
 	for (const char *p = rc->route->pattern; (p = strchr(p, '{')); p++)
 		nparams++;
 	if (rc->route->perm != PERM_PUBLIC && gw_authenticate(rc))
 		goto out;
-	if (scope(rc, nparams) || (rc->route->perm != PERM_PUBLIC &&
-				   authorize(rc)))
+	if (scope(rc, nparams) ||
+	    (rc->route->perm != PERM_PUBLIC && authorize(rc)))
 		goto out;
-	if ((rc->route->flags & ROUTE_STOPPABLE) && atomic_load(&rc->g->estop)) {
+	if ((rc->route->flags & ROUTE_STOPPABLE) &&
+	    atomic_load(&rc->g->estop)) {
 		gw_reply_error(rc, 503, "emergency_stop",
-			       "the emergency stop is engaged");
+		               "the emergency stop is engaged");
 		goto out;
 	}
 	if (read_body(rc))
@@ -524,11 +527,10 @@ out:
 }
 
 void gw_request_done(const struct srv_req *req, const struct srv_resp *resp,
-		     double seconds, void *ud)
+                     double seconds, void *ud)
 {
-	static const char *const methods[] = {"GET",   "HEAD", "POST",
-					      "PUT",   "PATCH", "DELETE",
-					      "OPTIONS"};
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 	struct gw *g = ud;
 	const char *method = "other";
 	const char *route = resp->route ? resp->route : "unmatched";
@@ -545,9 +547,9 @@ void gw_request_done(const struct srv_req *req, const struct srv_resp *resp,
 
 		snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
 		vg_info("request", "request_id", req->request_id, "method",
-			req->method, "path", req->path ? req->path : "",
-			"route", route, "status", code, "duration_ms", ms,
-			"peer", req->peer);
+		        req->method, "path", req->path ? req->path : "",
+		        "route", route, "status", code, "duration_ms", ms,
+		        "peer", req->peer);
 	}
 }
 

@@ -41,9 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SWEEP_MS 200
+#define SWEEP_MS   200
 #define MAX_EVENTS 128
-#define SLACK_IN 4096 /* room for the start of a pipelined request */
+#define SLACK_IN   4096 /* room for the start of a pipelined request */
 
 enum conn_state { C_READ, C_BUSY };
 
@@ -56,19 +56,19 @@ struct conn {
 	struct vg_buf in;
 	struct vg_buf out;
 	size_t out_off;
-	int64_t deadline;     /* ms; 0: none */
-	int started;	      /* bytes of the current request arrived */
-	int continue_sent;    /* "100 Continue" written for this request */
-	int close_after;      /* close once `out` is written */
-	int read_pending;     /* stopped reading before EAGAIN */
-	int peer_gone;	      /* hang-up seen */
-	size_t req_len;	      /* head + body of the request in BUSY */
+	int64_t deadline;  /* ms; 0: none */
+	int started;       /* bytes of the current request arrived */
+	int continue_sent; /* "100 Continue" written for this request */
+	int close_after;   /* close once `out` is written */
+	int read_pending;  /* stopped reading before EAGAIN */
+	int peer_gone;     /* hang-up seen */
+	size_t req_len;    /* head + body of the request in BUSY */
 	struct vg_http_head head;
 	struct srv_req req;
 	struct srv_resp resp;
 	char peer[64];
 	struct conn *prev, *next; /* the loop's connections */
-	struct conn *qnext;	  /* the work queue or a done list */
+	struct conn *qnext;       /* the work queue or a done list */
 };
 
 struct loop {
@@ -167,7 +167,7 @@ static void request_id(struct conn *c)
 }
 
 void srv_resp_error(struct srv_resp *resp, int status, const char *code,
-		    const char *message, const char *request_id)
+                    const char *message, const char *request_id)
 {
 	struct vg_buf *b = &resp->body;
 
@@ -183,8 +183,7 @@ void srv_resp_error(struct srv_resp *resp, int status, const char *code,
 	vg_buf_append_str(b, "}}");
 }
 
-void srv_resp_header(struct srv_resp *resp, const char *name,
-		     const char *value)
+void srv_resp_header(struct srv_resp *resp, const char *name, const char *value)
 {
 	/* values come from the program, but never let one split a header */
 	if (strpbrk(value, "\r\n"))
@@ -193,7 +192,7 @@ void srv_resp_header(struct srv_resp *resp, const char *name,
 }
 
 int srv_req_header(const struct srv_req *req, const char *name, char *out,
-		   size_t size)
+                   size_t size)
 {
 	size_t len = 0;
 	const char *v = vg_http_head_get(req->head, name, &len);
@@ -249,30 +248,33 @@ static void queue_response(struct conn *c)
 
 	update_date(c->lp);
 	rc = vg_buf_appendf(&c->out,
-			    "HTTP/1.1 %d %s\r\nDate: %s\r\nX-Request-ID: %s\r\n"
-			    "Cache-Control: no-store\r\n"
-			    "X-Content-Type-Options: nosniff\r\n",
-			    r->status, vg_http_reason(r->status), c->lp->date,
-			    c->req.request_id);
+	                    "HTTP/1.1 %d %s\r\nDate: %s\r\nX-Request-ID: %s\r\n"
+	                    "Cache-Control: no-store\r\n"
+	                    "X-Content-Type-Options: nosniff\r\n",
+	                    r->status, vg_http_reason(r->status), c->lp->date,
+	                    c->req.request_id);
 	if (!bodyless)
-		rc = rc ? rc :
-			  vg_buf_appendf(&c->out,
-					 "Content-Type: %s\r\nContent-Length: "
-					 "%zu\r\n",
-					 r->content_type ? r->content_type :
-							   "application/json",
-					 r->body.len);
+		rc = rc ? rc
+		        : vg_buf_appendf(&c->out,
+		                         "Content-Type: %s\r\nContent-Length: "
+		                         "%zu\r\n",
+		                         r->content_type ? r->content_type
+		                                         : "application/json",
+		                         r->body.len);
 	if (c->close_after)
-		rc = rc ? rc : vg_buf_append_str(&c->out, "Connection: close\r\n");
+		rc = rc ? rc
+		        : vg_buf_append_str(&c->out, "Connection: close\r\n");
 	else if (c->head.minor == 0)
-		rc = rc ? rc :
-			  vg_buf_append_str(&c->out,
-					    "Connection: keep-alive\r\n");
-	rc = rc ? rc : vg_buf_append(&c->out, r->headers.data ? r->headers.data : "",
-				     r->headers.len);
+		rc = rc ? rc
+		        : vg_buf_append_str(&c->out,
+		                            "Connection: keep-alive\r\n");
+	rc = rc ? rc
+	        : vg_buf_append(&c->out, r->headers.data ? r->headers.data : "",
+	                        r->headers.len);
 	rc = rc ? rc : vg_buf_append_str(&c->out, "\r\n");
 	if (!head && !bodyless && r->body.len)
-		rc = rc ? rc : vg_buf_append(&c->out, r->body.data, r->body.len);
+		rc = rc ? rc
+		        : vg_buf_append(&c->out, r->body.data, r->body.len);
 	if (rc)
 		c->close_after = 2; /* out of memory: drop the connection */
 }
@@ -300,8 +302,7 @@ static void finish_request(struct conn *c, size_t consumed)
 		c->close_after = 1;
 	queue_response(c);
 	if (s->ops.done)
-		s->ops.done(&c->req, &c->resp, now_s() - c->req.started,
-			    s->ud);
+		s->ops.done(&c->req, &c->resp, now_s() - c->req.started, s->ud);
 	vg_buf_consume(&c->in, consumed);
 	req_reset(c);
 	c->started = 0;
@@ -318,7 +319,7 @@ static void reply_error(struct conn *c, int status, const char *msg)
 	if (!c->req.started)
 		c->req.started = now_s();
 	srv_resp_error(&c->resp, status, status_code_name(status), msg,
-		       c->req.request_id);
+	               c->req.request_id);
 	c->close_after = 1;
 	finish_request(c, c->in.len);
 }
@@ -371,7 +372,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&lp->mu);
 		if (write(lp->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			vg_warn("server: eventfd write failed", "err",
-				strerror(errno));
+			        strerror(errno));
 	}
 }
 
@@ -436,7 +437,7 @@ static void process(struct conn *c, int64_t now)
 			c->req.started = now_s();
 		}
 		rc = vg_http_parse(c->in.data, c->in.len, s->cfg.max_header,
-				   &c->head);
+		                   &c->head);
 		if (rc == VG_AGAIN)
 			return;
 		if (rc != VG_OK) {
@@ -445,22 +446,24 @@ static void process(struct conn *c, int64_t now)
 		}
 		request_id(c);
 		if (c->head.content_length > (long long)s->cfg.max_body) {
-			size_t ml = c->head.method_len < sizeof(c->req.method) ?
-					    c->head.method_len :
-					    sizeof(c->req.method) - 1;
+			size_t ml = c->head.method_len < sizeof(c->req.method)
+			                    ? c->head.method_len
+			                    : sizeof(c->req.method) - 1;
 
 			memcpy(c->req.method, c->head.method, ml);
 			c->req.method[ml] = '\0';
 			reply_error(c, 413, "request body too large");
 			return;
 		}
-		need = c->head.head_len + (size_t)(c->head.content_length > 0 ?
-							  c->head.content_length :
-							  0);
+		need = c->head.head_len +
+		       (size_t)(c->head.content_length > 0
+		                        ? c->head.content_length
+		                        : 0);
 		if (c->in.len < need) {
 			if (c->head.expect_continue && !c->continue_sent) {
-				vg_buf_append_str(&c->out,
-						  "HTTP/1.1 100 Continue\r\n\r\n");
+				vg_buf_append_str(
+					&c->out,
+					"HTTP/1.1 100 Continue\r\n\r\n");
 				c->continue_sent = 1;
 			}
 			return;
@@ -468,11 +471,11 @@ static void process(struct conn *c, int64_t now)
 		if (!c->head.keep_alive || atomic_load(&s->stopping))
 			c->close_after = 1;
 		refuse = prepare_request(c, c->head.head_len,
-					 need - c->head.head_len);
+		                         need - c->head.head_len);
 		if (refuse) {
-			reply_error(c, refuse, refuse == 501 ?
-						       "method not implemented" :
-						       "out of memory");
+			reply_error(c, refuse,
+			            refuse == 501 ? "method not implemented"
+			                          : "out of memory");
 			return;
 		}
 		if (s->ops.is_inline && s->ops.is_inline(&c->req, s->ud)) {
@@ -491,8 +494,8 @@ static void process(struct conn *c, int64_t now)
 
 static int conn_read(struct conn *c)
 {
-	size_t max_in = c->lp->s->cfg.max_header + c->lp->s->cfg.max_body +
-			SLACK_IN;
+	size_t max_in =
+		c->lp->s->cfg.max_header + c->lp->s->cfg.max_body + SLACK_IN;
 
 	c->read_pending = 0;
 	for (;;) {
@@ -529,7 +532,7 @@ static int conn_write(struct conn *c)
 {
 	while (c->out_off < c->out.len) {
 		ssize_t n = send(c->fd, c->out.data + c->out_off,
-				 c->out.len - c->out_off, MSG_NOSIGNAL);
+		                 c->out.len - c->out_off, MSG_NOSIGNAL);
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
@@ -558,7 +561,8 @@ static int serve(struct conn *c, int64_t now)
 				return -1;
 			if (c->out.len) {
 				/* the peer is not reading: bound the wait */
-				c->deadline = now + c->lp->s->cfg.request_timeout_ms;
+				c->deadline =
+					now + c->lp->s->cfg.request_timeout_ms;
 				return 0;
 			}
 		}
@@ -602,12 +606,13 @@ static void refuse_conn(int fd)
 		"\"too many connections\",\"request_id\":\"\"}}";
 	char msg[256];
 	int n = snprintf(msg, sizeof(msg),
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-			 "application/json\r\nContent-Length: %zu\r\n"
-			 "Retry-After: 1\r\nConnection: close\r\n\r\n%s",
-			 sizeof(body) - 1, body);
+	                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+	                 "application/json\r\nContent-Length: %zu\r\n"
+	                 "Retry-After: 1\r\nConnection: close\r\n\r\n%s",
+	                 sizeof(body) - 1, body);
 
-	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	if (n > 0 &&
+	    send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* the peer learns from the close */
 	}
 	close(fd);
@@ -636,11 +641,11 @@ static void accept_all(struct loop *lp, int64_t now)
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		struct epoll_event ev = { 0 };
+		struct epoll_event ev = {0};
 		struct conn *c;
 		int one = 1;
 		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -650,7 +655,7 @@ static void accept_all(struct loop *lp, int64_t now)
 				shed_connection(s);
 				pthread_mutex_unlock(&s->qmu);
 				vg_warn("server: out of file descriptors; "
-					"connection refused");
+				        "connection refused");
 			}
 			return;
 		}
@@ -668,12 +673,13 @@ static void accept_all(struct loop *lp, int64_t now)
 		vg_buf_init(&c->in, 0);
 		vg_buf_init(&c->out, 0);
 		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-				  c->peer, sizeof(c->peer));
+			inet_ntop(AF_INET,
+			          &((struct sockaddr_in *)&ss)->sin_addr,
+			          c->peer, sizeof(c->peer));
 		else if (ss.ss_family == AF_INET6)
 			inet_ntop(AF_INET6,
-				  &((struct sockaddr_in6 *)&ss)->sin6_addr,
-				  c->peer, sizeof(c->peer));
+			          &((struct sockaddr_in6 *)&ss)->sin6_addr,
+			          c->peer, sizeof(c->peer));
 		req_reset(c);
 		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 		ev.data.ptr = c;
@@ -764,7 +770,7 @@ static void *loop_main(void *arg)
 		if (atomic_load(&s->stopping)) {
 			if (listening) {
 				epoll_ctl(lp->epfd, EPOLL_CTL_DEL, s->listen_fd,
-					  NULL);
+				          NULL);
 				listening = 0;
 				drain_until = now + s->cfg.drain_timeout_ms;
 				last_sweep = 0;
@@ -795,8 +801,8 @@ static void *loop_main(void *arg)
 /* Set-up                                                               */
 /* ------------------------------------------------------------------ */
 
-static int split_addr(const char *addr, char *host, size_t hsize,
-		      char *port, size_t psize)
+static int split_addr(const char *addr, char *host, size_t hsize, char *port,
+                      size_t psize)
 {
 	const char *colon, *h = addr;
 	size_t hlen;
@@ -828,8 +834,8 @@ static int split_addr(const char *addr, char *host, size_t hsize,
 
 static int bind_listen(struct srv *s, struct vg_err *err)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -838,17 +844,17 @@ static int bind_listen(struct srv *s, struct vg_err *err)
 
 	if (split_addr(s->cfg.addr, host, sizeof(host), port, sizeof(port)))
 		return vg_err_set(err, VG_CONFIG, "bad listen address \"%s\"",
-				  s->cfg.addr);
+		                  s->cfg.addr);
 	gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (gai)
-		return vg_err_set(err, VG_CONFIG, "resolve %s: %s",
-				  s->cfg.addr, gai_strerror(gai));
+		return vg_err_set(err, VG_CONFIG, "resolve %s: %s", s->cfg.addr,
+		                  gai_strerror(gai));
 	for (ai = res; ai; ai = ai->ai_next) {
 		int one = 1;
 
 		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    ai->ai_protocol);
+		            ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		            ai->ai_protocol);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -866,14 +872,14 @@ static int bind_listen(struct srv *s, struct vg_err *err)
 		return vg_err_sys(err, VG_IO, "getsockname");
 	}
 	s->listen_fd = fd;
-	s->port = ss.ss_family == AF_INET6 ?
-			  ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
-			  ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	s->port = ss.ss_family == AF_INET6
+	                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+	                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	return VG_OK;
 }
 
-int srv_new(const struct srv_config *cfg, const struct srv_ops *ops,
-	    void *ud, struct srv **out, struct vg_err *err)
+int srv_new(const struct srv_config *cfg, const struct srv_ops *ops, void *ud,
+            struct srv **out, struct vg_err *err)
 {
 	struct srv *s;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -881,8 +887,9 @@ int srv_new(const struct srv_config *cfg, const struct srv_ops *ops,
 
 	*out = NULL;
 	if (!cfg->addr || !ops->handle)
-		return vg_err_set(err, VG_INVAL, "server: address and handler "
-						 "are required");
+		return vg_err_set(err, VG_INVAL,
+		                  "server: address and handler "
+		                  "are required");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
@@ -924,7 +931,7 @@ int srv_port(const struct srv *s)
 
 static int loop_init(struct srv *s, struct loop *lp, struct vg_err *err)
 {
-	struct epoll_event ev = { 0 };
+	struct epoll_event ev = {0};
 
 	lp->s = s;
 	lp->evfd = -1;
@@ -971,7 +978,7 @@ int srv_start(struct srv *s, struct vg_err *err)
 		}
 		s->nloops = i + 1;
 		if (pthread_create(&s->loops[i].th, NULL, loop_main,
-				   &s->loops[i]))
+		                   &s->loops[i]))
 			return vg_err_sys(err, VG_IO, "pthread_create");
 		s->loops[i].started = 1;
 	}

@@ -26,16 +26,16 @@
 #define SRV_REQUEST_ID_MAX 64
 
 struct srv_config {
-	const char *addr;	/* "host:port", port 0 picks one */
-	int loops;		/* event-loop threads; default: CPUs */
-	int workers;		/* handler threads; default 16 */
-	int max_conns;		/* default 4096 */
-	size_t max_header;	/* default 16 KiB */
-	size_t max_body;	/* default 1 MiB */
+	const char *addr;       /* "host:port", port 0 picks one */
+	int loops;              /* event-loop threads; default: CPUs */
+	int workers;            /* handler threads; default 16 */
+	int max_conns;          /* default 4096 */
+	size_t max_header;      /* default 16 KiB */
+	size_t max_body;        /* default 1 MiB */
 	int request_timeout_ms; /* receive a request / send a response;
-				   default 10000 */
-	int idle_timeout_ms;	/* keep-alive idle; default 60000 */
-	int drain_timeout_ms;	/* shutdown: wait for requests; default 20000 */
+	                           default 10000 */
+	int idle_timeout_ms;    /* keep-alive idle; default 60000 */
+	int drain_timeout_ms;   /* shutdown: wait for requests; default 20000 */
 };
 
 /* One request, valid for the handler call. */
@@ -47,7 +47,7 @@ struct srv_req {
 	const char *body; /* not NUL-terminated */
 	size_t body_len;
 	char request_id[SRV_REQUEST_ID_MAX + 1];
-	char peer[64]; /* client address (no port) */
+	char peer[64];  /* client address (no port) */
 	double started; /* seconds, monotonic */
 };
 
@@ -69,13 +69,13 @@ struct srv_ops {
 	 * log). `req` may lack path and method for a request that did not
 	 * parse. */
 	void (*done)(const struct srv_req *req, const struct srv_resp *resp,
-		     double seconds, void *ud);
+	             double seconds, void *ud);
 };
 
 struct srv;
 
-int srv_new(const struct srv_config *cfg, const struct srv_ops *ops,
-	    void *ud, struct srv **out, struct vg_err *err);
+int srv_new(const struct srv_config *cfg, const struct srv_ops *ops, void *ud,
+            struct srv **out, struct vg_err *err);
 int srv_port(const struct srv *s);
 int srv_start(struct srv *s, struct vg_err *err);
 /* Graceful stop; returns once every thread has exited. */
@@ -86,14 +86,14 @@ void srv_free(struct srv *s);
 /* Copy request header `name` into `out` (NUL-terminated; a value that
  * does not fit, or holds a NUL, counts as absent); 1 when present. */
 int srv_req_header(const struct srv_req *req, const char *name, char *out,
-		   size_t size);
+                   size_t size);
 
 /* Set the JSON error document {"error":{"code","message","request_id"}}. */
 void srv_resp_error(struct srv_resp *resp, int status, const char *code,
-		    const char *message, const char *request_id);
+                    const char *message, const char *request_id);
 /* Append an extra response header. */
 void srv_resp_header(struct srv_resp *resp, const char *name,
-		     const char *value);
+                     const char *value);
 
 /* 1 when `id` is acceptable as a client-supplied X-Request-ID. */
 int srv_request_id_valid(const char *id, size_t len);

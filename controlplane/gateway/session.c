@@ -26,7 +26,7 @@
 #include <time.h>
 
 #define KEY_PREFIX "vigil:session:"
-#define INDEX_KEY "vigil:sessions"
+#define INDEX_KEY  "vigil:sessions"
 
 static void session_id(const struct gw *g, const char *token, char *out)
 {
@@ -51,13 +51,13 @@ static int index_touch(struct gw *g, const char *sid, struct vg_err *err)
 	char score[32];
 
 	snprintf(score, sizeof(score), "%lld",
-		 now_epoch_ms() + (long long)g->cfg->session_ttl_s * 1000);
+	         now_epoch_ms() + (long long)g->cfg->session_ttl_s * 1000);
 	return gw_redis_cmd(g->redis, NULL, err, "ZADD", INDEX_KEY, score, sid,
-			    NULL);
+	                    NULL);
 }
 
 int gw_session_create(struct gw *g, const char *user_id, const char *subject,
-		      char *token, size_t token_size, struct vg_err *err)
+                      char *token, size_t token_size, struct vg_err *err)
 {
 	char sid[65], key[sizeof(KEY_PREFIX) + 64], ttl[16];
 	json_t *v;
@@ -69,14 +69,14 @@ int gw_session_create(struct gw *g, const char *user_id, const char *subject,
 	session_id(g, token, sid);
 	snprintf(key, sizeof(key), KEY_PREFIX "%s", sid);
 	snprintf(ttl, sizeof(ttl), "%d", g->cfg->session_ttl_s);
-	v = json_pack("{s:s, s:s, s:I}", "user_id", user_id, "subject",
-		      subject, "created", (json_int_t)(now_epoch_ms() / 1000));
+	v = json_pack("{s:s, s:s, s:I}", "user_id", user_id, "subject", subject,
+	              "created", (json_int_t)(now_epoch_ms() / 1000));
 	val = v ? json_dumps(v, JSON_COMPACT) : NULL;
 	json_decref(v);
 	if (!val)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
 	rc = gw_redis_cmd(g->redis, NULL, err, "SET", key, val, "EX", ttl,
-			  NULL);
+	                  NULL);
 	free(val);
 	if (rc == VG_OK)
 		rc = index_touch(g, sid, err);
@@ -86,8 +86,8 @@ int gw_session_create(struct gw *g, const char *user_id, const char *subject,
 }
 
 int gw_session_lookup(struct gw *g, const char *token, char *user_id,
-		      size_t uid_size, char *subject, size_t subj_size,
-		      char *sid, struct vg_err *err)
+                      size_t uid_size, char *subject, size_t subj_size,
+                      char *sid, struct vg_err *err)
 {
 	char key[sizeof(KEY_PREFIX) + 64], ttl[16];
 	redisReply *rep = NULL;
@@ -134,7 +134,7 @@ int gw_session_delete(struct gw *g, const char *sid, struct vg_err *err)
 	rc = gw_redis_cmd(g->redis, NULL, err, "DEL", key, NULL);
 	if (rc == VG_OK)
 		rc = gw_redis_cmd(g->redis, NULL, err, "ZREM", INDEX_KEY, sid,
-				  NULL);
+		                  NULL);
 	return rc;
 }
 
@@ -146,10 +146,10 @@ int gw_session_count(struct gw *g, long long *n, struct vg_err *err)
 
 	snprintf(now, sizeof(now), "%lld", now_epoch_ms());
 	rc = gw_redis_cmd(g->redis, NULL, err, "ZREMRANGEBYSCORE", INDEX_KEY,
-			  "-inf", now, NULL);
+	                  "-inf", now, NULL);
 	if (rc == VG_OK)
 		rc = gw_redis_cmd(g->redis, &rep, err, "ZCARD", INDEX_KEY,
-				  NULL);
+		                  NULL);
 	if (rc != VG_OK)
 		return rc;
 	*n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;

@@ -12,11 +12,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const roles[] = {"admin", "analyst", "viewer", "agent",
-				    NULL};
+                                    NULL};
 
 static const struct vg_json_field fields[] = {
 	{"name", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 128, NULL,
-	 0},
+         0},
 	{"role", VG_JSON_STRING, 0, 0, 0, roles, 0},
 	{"expires_at", VG_JSON_TIMESTAMP, VG_JSON_NULLABLE, 0, 0, NULL, 0},
 	{"scopes", VG_JSON_STRING_ARRAY, VG_JSON_NULLABLE, 0, 16, NULL, 64},
@@ -46,7 +46,7 @@ static void check_head(const char *p, size_t n)
 			    p + h.head_len)
 				abort();
 		vg_http_query_get(h.query, h.query_len, "tenant", out,
-				  sizeof(out));
+		                  sizeof(out));
 		vg_http_head_get(&h, "x-request-id", NULL);
 		break;
 	case VG_AGAIN:

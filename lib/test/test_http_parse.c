@@ -60,16 +60,21 @@ static void test_connection_semantics(void **state)
 
 	(void)state;
 	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: "
-			       "Close\r\n\r\n", &h), VG_OK);
+	                       "Close\r\n\r\n",
+	                       &h),
+	                 VG_OK);
 	assert_int_equal(h.keep_alive, 0);
 	assert_int_equal(parse("GET / HTTP/1.0\r\n\r\n", &h), VG_OK);
 	assert_int_equal(h.keep_alive, 0);
 	assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: keep-alive"
-			       "\r\n\r\n", &h), VG_OK);
+	                       "\r\n\r\n",
+	                       &h),
+	                 VG_OK);
 	assert_int_equal(h.keep_alive, 1);
 	assert_int_equal(parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: "
-			       "100-continue\r\nContent-Length: 1\r\n\r\n",
-			       &h), VG_OK);
+	                       "100-continue\r\nContent-Length: 1\r\n\r\n",
+	                       &h),
+	                 VG_OK);
 	assert_int_equal(h.expect_continue, 1);
 	/* bare LF line ends are accepted */
 	assert_int_equal(parse("GET / HTTP/1.1\nHost: x\n\n", &h), VG_OK);
@@ -81,17 +86,20 @@ static const struct {
 	int status;
 } bad[] = {
 	{"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length:"
-	 " 2\r\n\r\n", VG_PARSE, 400},
+         " 2\r\n\r\n",
+         VG_PARSE, 400},
 	{"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n", VG_PARSE,
-	 400},
+         400},
 	{"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n", VG_PARSE,
-	 400},
+         400},
 	{"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999"
-	 "\r\n\r\n", VG_PARSE, 400},
+         "\r\n\r\n",
+         VG_PARSE, 400},
 	{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-	 "Content-Length: 3\r\n\r\n", VG_PARSE, 400},
+         "Content-Length: 3\r\n\r\n",
+         VG_PARSE, 400},
 	{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-	 VG_UNSUPPORTED, 411},
+         VG_UNSUPPORTED, 411},
 	{"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", VG_PARSE, 400},
 	{"GET / HTTP/1.1\r\nHost : x\r\n\r\n", VG_PARSE, 400},
 	{"GET / HTTP/1.1\r\nHost: x\rY\r\n\r\n", VG_PARSE, 400},
@@ -119,7 +127,7 @@ static void test_refused(void **state)
 
 		if (rc != bad[i].rc || h.status != bad[i].status)
 			fail_msg("case %zu: rc %d status %d, want %d %d", i, rc,
-				 h.status, bad[i].rc, bad[i].status);
+			         h.status, bad[i].rc, bad[i].status);
 		assert_non_null(h.error);
 	}
 }
@@ -131,12 +139,13 @@ static void test_limits(void **state)
 	size_t n;
 
 	(void)state;
-	n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: x\r\n"
-					       "X-Big: ");
+	n = (size_t)snprintf(big, sizeof(big),
+	                     "GET / HTTP/1.1\r\nHost: x\r\n"
+	                     "X-Big: ");
 	memset(big + n, 'a', sizeof(big) - n - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(vg_http_parse(big, strlen(big), 8192, &h),
-			 VG_TOOLARGE);
+	                 VG_TOOLARGE);
 	assert_int_equal(h.status, 431);
 	/* within the limit but incomplete */
 	assert_int_equal(vg_http_parse(big, 4000, 8192, &h), VG_AGAIN);
@@ -146,13 +155,13 @@ static void test_too_many_headers(void **state)
 {
 	char req[8192];
 	size_t n = (size_t)snprintf(req, sizeof(req),
-				    "GET / HTTP/1.1\r\nHost: x\r\n");
+	                            "GET / HTTP/1.1\r\nHost: x\r\n");
 	struct vg_http_head h;
 
 	(void)state;
 	for (int i = 0; i < VG_HTTP_MAX_HEADERS + 1; i++)
 		n += (size_t)snprintf(req + n, sizeof(req) - n, "X-%d: y\r\n",
-				      i);
+		                      i);
 	snprintf(req + n, sizeof(req) - n, "\r\n");
 	assert_int_equal(parse(req, &h), VG_TOOLARGE);
 	assert_int_equal(h.status, 431);
@@ -164,23 +173,28 @@ static void test_query(void **state)
 	char out[16];
 
 	(void)state;
-	assert_int_equal(vg_http_query_get(q, strlen(q), "limit", out,
-					   sizeof(out)), VG_OK);
+	assert_int_equal(
+		vg_http_query_get(q, strlen(q), "limit", out, sizeof(out)),
+		VG_OK);
 	assert_string_equal(out, "10");
-	assert_int_equal(vg_http_query_get(q, strlen(q), "x", out,
-					   sizeof(out)), VG_OK);
+	assert_int_equal(vg_http_query_get(q, strlen(q), "x", out, sizeof(out)),
+	                 VG_OK);
 	assert_string_equal(out, "a b c");
-	assert_int_equal(vg_http_query_get(q, strlen(q), "empty", out,
-					   sizeof(out)), VG_OK);
+	assert_int_equal(
+		vg_http_query_get(q, strlen(q), "empty", out, sizeof(out)),
+		VG_OK);
 	assert_string_equal(out, "");
-	assert_int_equal(vg_http_query_get(q, strlen(q), "bad", out,
-					   sizeof(out)), VG_PARSE);
-	assert_int_equal(vg_http_query_get(q, strlen(q), "nul", out,
-					   sizeof(out)), VG_PARSE);
-	assert_int_equal(vg_http_query_get(q, strlen(q), "none", out,
-					   sizeof(out)), VG_NOTFOUND);
+	assert_int_equal(
+		vg_http_query_get(q, strlen(q), "bad", out, sizeof(out)),
+		VG_PARSE);
+	assert_int_equal(
+		vg_http_query_get(q, strlen(q), "nul", out, sizeof(out)),
+		VG_PARSE);
+	assert_int_equal(
+		vg_http_query_get(q, strlen(q), "none", out, sizeof(out)),
+		VG_NOTFOUND);
 	assert_int_equal(vg_http_query_get(q, strlen(q), "tenant", out, 3),
-			 VG_TOOLARGE);
+	                 VG_TOOLARGE);
 	assert_true(vg_http_has_token("a, Keep-Alive ,b", 16, "keep-alive"));
 	assert_false(vg_http_has_token("keep-alivex", 11, "keep-alive"));
 	assert_string_equal(vg_http_reason(404), "Not Found");

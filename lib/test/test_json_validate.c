@@ -13,7 +13,8 @@
 static const char *const roles[] = {"admin", "viewer", NULL};
 
 static const struct vg_json_field fields[] = {
-	{"name", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 8, NULL, 0},
+	{"name", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 8, NULL,
+         0},
 	{"role", VG_JSON_STRING, 0, 0, 0, roles, 0},
 	{"count", VG_JSON_INT, VG_JSON_NULLABLE, 1, 100, NULL, 0},
 	{"on", VG_JSON_BOOL, 0, 0, 0, NULL, 0},
@@ -30,9 +31,9 @@ static const struct {
 } cases[] = {
 	{"{\"name\":\"a\"}", VG_OK, NULL},
 	{"{\"name\":\"a\",\"role\":\"admin\",\"count\":100,\"on\":true,"
-	 "\"id\":\"0b8e0f4e-2f4c-4d3a-9d6a-1e2f3a4b5c6d\","
-	 "\"at\":\"2026-11-28T12:00:00.5+01:00\",\"tags\":[\"a\",\"bb\"]}",
-	 VG_OK, NULL},
+         "\"id\":\"0b8e0f4e-2f4c-4d3a-9d6a-1e2f3a4b5c6d\","
+         "\"at\":\"2026-11-28T12:00:00.5+01:00\",\"tags\":[\"a\",\"bb\"]}",
+         VG_OK, NULL},
 	{"{\"name\":\"a\",\"count\":null}", VG_OK, NULL},
 	{"{}", VG_INVAL, "name"},
 	{"", VG_INVAL, "name"},
@@ -61,7 +62,7 @@ static const struct {
 	{"{\"name\":\"\xff\"}", VG_PARSE, NULL},
 	{"{\"name\":\"a\\u0000\"}", VG_PARSE, NULL},
 	{"{\"name\":\"a\",\"count\":123456789012345678901234567890}", VG_PARSE,
-	 NULL},
+         NULL},
 	{"{\"name\":\"a\",\"count\":1e999}", VG_PARSE, NULL},
 };
 
@@ -72,15 +73,15 @@ static void test_cases(void **state)
 		struct vg_err err = {0};
 		json_t *doc = NULL;
 		int rc = vg_json_validate_body(cases[i].body,
-					       strlen(cases[i].body), 4096,
-					       fields, &doc, &err);
+		                               strlen(cases[i].body), 4096,
+		                               fields, &doc, &err);
 
 		if (rc != cases[i].rc)
 			fail_msg("case %zu (%s): rc %d, want %d (%s)", i,
-				 cases[i].body, rc, cases[i].rc, err.msg);
+			         cases[i].body, rc, cases[i].rc, err.msg);
 		if (rc == VG_INVAL && strcmp(err.reason, cases[i].field) != 0)
 			fail_msg("case %zu: field \"%s\", want \"%s\"", i,
-				 err.reason, cases[i].field);
+			         err.reason, cases[i].field);
 		assert_true((rc == VG_OK) == (doc != NULL));
 		json_decref(doc);
 	}
@@ -93,8 +94,8 @@ static void test_too_large(void **state)
 
 	(void)state;
 	assert_int_equal(vg_json_validate_body("{\"name\":\"abc\"}", 14, 10,
-					       fields, &doc, &err),
-			 VG_TOOLARGE);
+	                                       fields, &doc, &err),
+	                 VG_TOOLARGE);
 	assert_null(doc);
 }
 

@@ -46,12 +46,12 @@ struct vg_http_head {
 	int minor; /* HTTP/1.<minor>: 0 or 1 */
 	struct vg_http_hdr headers[VG_HTTP_MAX_HEADERS];
 	size_t nheaders;
-	size_t head_len;	   /* bytes of request line + headers + CRLF */
-	long long content_length;  /* -1 when absent */
-	int keep_alive;		   /* the connection may serve another request */
-	int expect_continue;	   /* "Expect: 100-continue" */
-	int status;		   /* on failure: the HTTP status to answer */
-	const char *error;	   /* on failure: static, for the message */
+	size_t head_len;          /* bytes of request line + headers + CRLF */
+	long long content_length; /* -1 when absent */
+	int keep_alive;           /* the connection may serve another request */
+	int expect_continue;      /* "Expect: 100-continue" */
+	int status;               /* on failure: the HTTP status to answer */
+	const char *error;        /* on failure: static, for the message */
 };
 
 /*
@@ -65,12 +65,12 @@ struct vg_http_head {
  * as it is seen, not only once a blank line arrives.
  */
 int vg_http_parse(const char *buf, size_t len, size_t max_head,
-		  struct vg_http_head *out);
+                  struct vg_http_head *out);
 
 /* Borrowed value of header `name` (case-insensitive, first occurrence) and
  * its length, or NULL. */
 const char *vg_http_head_get(const struct vg_http_head *h, const char *name,
-			     size_t *len);
+                             size_t *len);
 
 /* 1 when the comma-separated header value contains `token`
  * (case-insensitive). */
@@ -83,7 +83,7 @@ int vg_http_has_token(const char *value, size_t len, const char *token);
  * VG_TOOLARGE (value does not fit).
  */
 int vg_http_query_get(const char *query, size_t len, const char *name,
-		      char *out, size_t size);
+                      char *out, size_t size);
 
 /* Reason phrase of `status` ("Not Found"); static, never NULL. */
 const char *vg_http_reason(int status);

@@ -28,10 +28,10 @@
 #include "vigil/err.h"
 
 enum vg_json_type {
-	VG_JSON_STRING,	      /* min/max: length in bytes */
-	VG_JSON_INT,	      /* min/max: value */
+	VG_JSON_STRING, /* min/max: length in bytes */
+	VG_JSON_INT,    /* min/max: value */
 	VG_JSON_BOOL,
-	VG_JSON_UUID,	      /* a string in 8-4-4-4-12 hex form */
+	VG_JSON_UUID,         /* a string in 8-4-4-4-12 hex form */
 	VG_JSON_TIMESTAMP,    /* an RFC 3339 date-time string */
 	VG_JSON_STRING_ARRAY, /* min/max: items; each item 1..item_max */
 };
@@ -39,16 +39,16 @@ enum vg_json_type {
 enum {
 	VG_JSON_REQUIRED = 1 << 0,
 	VG_JSON_NULLABLE = 1 << 1, /* null is accepted (as absent) */
-	VG_JSON_TEXT = 1 << 2,	   /* strings: no control characters */
+	VG_JSON_TEXT = 1 << 2,     /* strings: no control characters */
 };
 
 struct vg_json_field {
 	const char *name; /* NULL ends the table */
 	enum vg_json_type type;
 	unsigned flags;
-	long long min, max;	 /* 0, 0: no bound */
+	long long min, max;       /* 0, 0: no bound */
 	const char *const *enumv; /* strings: NULL-terminated allowed values */
-	size_t item_max;	 /* STRING_ARRAY: longest item; 0: 256 */
+	size_t item_max;          /* STRING_ARRAY: longest item; 0: 256 */
 };
 
 /*
@@ -57,15 +57,15 @@ struct vg_json_field {
  * present. Returns VG_OK or VG_INVAL (err says which member and why).
  */
 int vg_json_validate(const json_t *obj, const struct vg_json_field *fields,
-		     struct vg_err *err);
+                     struct vg_err *err);
 
 /*
  * Parse `len` bytes (strictly: see vg_json_loadb) and validate them against
  * `fields`; an empty body counts as {}. On VG_OK *out is a new reference.
  */
 int vg_json_validate_body(const char *body, size_t len, size_t max,
-			  const struct vg_json_field *fields, json_t **out,
-			  struct vg_err *err);
+                          const struct vg_json_field *fields, json_t **out,
+                          struct vg_err *err);
 
 /* 1 when `s` is an RFC 3339 date-time ("2026-11-28T12:00:00Z",
  * fractional seconds and a numeric offset allowed). */

@@ -34,7 +34,7 @@
 #include "vigil/db.h"
 #include "vigil/json.h"
 
-#define H_UNUSED __attribute__((unused))
+#define H_UNUSED      __attribute__((unused))
 #define BOOTSTRAP_KEY "test-bootstrap-admin-key-0123456789abcdef"
 
 struct h_env {
@@ -62,8 +62,8 @@ H_UNUSED static struct vg_db_pool *h_owner_pool(void)
 	struct vg_err err = {0};
 	char ci[256];
 
-	o.conninfo = vg_ts_pg_conninfo(&H.pg, "postgres", "vigil", ci,
-				       sizeof(ci));
+	o.conninfo =
+		vg_ts_pg_conninfo(&H.pg, "postgres", "vigil", ci, sizeof(ci));
 	if (vg_db_pool_new(&o, &p, &err) != VG_OK)
 		fail_msg("owner pool: %s", err.msg);
 	return p;
@@ -91,7 +91,8 @@ H_UNUSED static char *h_sql(const char *sql)
 }
 
 H_UNUSED /* Run a script (several statements) as the superuser. */
-H_UNUSED static void h_script(const char *sql)
+	H_UNUSED static void
+	h_script(const char *sql)
 {
 	struct vg_db_pool *p = h_owner_pool();
 	struct vg_db_conn *c = NULL;
@@ -109,7 +110,8 @@ H_UNUSED static void h_script(const char *sql)
 H_UNUSED static char *h_redis(const char *cmd)
 {
 	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);
+	redisContext *c =
+		redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);
 	redisReply *r;
 	char *out = NULL;
 
@@ -133,14 +135,16 @@ H_UNUSED static char *h_redis(const char *cmd)
 H_UNUSED static void h_clear_auth_failures(void)
 {
 	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);
+	redisContext *c =
+		redisConnectWithTimeout("127.0.0.1", H.redis.port, tv);
 	redisReply *keys;
 
 	if (!c || c->err)
 		fail_msg("redis connect");
 	keys = redisCommand(c, "KEYS vigil:authfail:*");
 	for (size_t i = 0; keys && i < keys->elements; i++)
-		freeReplyObject(redisCommand(c, "DEL %s", keys->element[i]->str));
+		freeReplyObject(
+			redisCommand(c, "DEL %s", keys->element[i]->str));
 	freeReplyObject(keys);
 	redisFree(c);
 }
@@ -154,11 +158,11 @@ static void h_create_db(void)
 	char ci[256];
 
 	o.conninfo = vg_ts_pg_conninfo(&H.pg, "postgres", "postgres", ci,
-				       sizeof(ci));
+	                               sizeof(ci));
 	if (vg_db_pool_new(&o, &p, &err) != VG_OK ||
 	    vg_db_acquire(p, &c, &err) != VG_OK ||
 	    vg_db_exec(c, "CREATE DATABASE vigil", 0, NULL, NULL, &err) !=
-		    VG_OK)
+	            VG_OK)
 		fail_msg("create database: %s", err.msg);
 	vg_db_release(c);
 	vg_db_pool_free(p);
@@ -188,8 +192,7 @@ H_UNUSED static void h_env_setup(void)
 	setenv("VIGIL_GATEWAY_MAX_BODY", "65536", 1);
 	setenv("VIGIL_GATEWAY_MAX_HEADER", "8192", 1);
 	setenv("VIGIL_GATEWAY_REQUEST_TIMEOUT_MS", "1500", 1);
-	setenv("VIGIL_LOG_LEVEL", getenv("GW_TEST_LOG") ? "debug" : "error",
-	       1);
+	setenv("VIGIL_LOG_LEVEL", getenv("GW_TEST_LOG") ? "debug" : "error", 1);
 }
 
 H_UNUSED static int h_ready_status(void);
@@ -277,8 +280,8 @@ H_UNUSED static void h_resp_free(struct h_resp *r)
 }
 
 /* Value of response header `name` (copied into `out`), 1 when present. */
-H_UNUSED static int h_header(const struct h_resp *r, const char *name, char *out,
-		    size_t size)
+H_UNUSED static int h_header(const struct h_resp *r, const char *name,
+                             char *out, size_t size)
 {
 	const char *p = vg_buf_str(&r->headers);
 	size_t nl = strlen(name);
@@ -292,8 +295,8 @@ H_UNUSED static int h_header(const struct h_resp *r, const char *name, char *out
 
 			while (*v == ' ')
 				v++;
-			snprintf(out, size, "%.*s", (int)(len - (size_t)(v - p)),
-				 v);
+			snprintf(out, size, "%.*s",
+			         (int)(len - (size_t)(v - p)), v);
 			return 1;
 		}
 		p = e ? e + 2 : NULL;
@@ -305,8 +308,9 @@ H_UNUSED static int h_header(const struct h_resp *r, const char *name, char *out
  * application/json when there is a body), extra header lines. Returns the
  * status. */
 H_UNUSED static long h_req_ex(int port, const char *method, const char *path,
-		     const char *token, const char *body, size_t body_len,
-		     const char *ctype, const char *extra, struct h_resp *out)
+                              const char *token, const char *body,
+                              size_t body_len, const char *ctype,
+                              const char *extra, struct h_resp *out)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hl = NULL;
@@ -329,7 +333,7 @@ H_UNUSED static long h_req_ex(int port, const char *method, const char *path,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
 		snprintf(line, sizeof(line), "Content-Type: %s",
-			 ctype ? ctype : "application/json");
+		         ctype ? ctype : "application/json");
 		hl = curl_slist_append(hl, line);
 	}
 	if (extra)
@@ -353,29 +357,30 @@ H_UNUSED static long h_req_ex(int port, const char *method, const char *path,
 	return out->status;
 }
 
-H_UNUSED static long h_req(const char *method, const char *path, const char *token,
-		  const char *body, struct h_resp *out)
+H_UNUSED static long h_req(const char *method, const char *path,
+                           const char *token, const char *body,
+                           struct h_resp *out)
 {
 	return h_req_ex(H.port, method, path, token, body,
-			body ? strlen(body) : 0, NULL, NULL, out);
+	                body ? strlen(body) : 0, NULL, NULL, out);
 }
 
 /* Like h_req, and fail the test unless the status is `want`; the reply
  * is returned for inspection (caller frees). */
-#define h_expect(want_, method_, path_, token_, body_, out_)                   \
-	do {                                                                  \
-		long got_ = h_req(method_, path_, token_, body_, out_);       \
-		if (got_ != (want_))                                          \
-			fail_msg("%s %s: status %ld, want %d: %s", method_,   \
-				 path_, got_, (int)(want_),                   \
-				 vg_buf_str(&(out_)->body));                  \
+#define h_expect(want_, method_, path_, token_, body_, out_)                \
+	do {                                                                \
+		long got_ = h_req(method_, path_, token_, body_, out_);     \
+		if (got_ != (want_))                                        \
+			fail_msg("%s %s: status %ld, want %d: %s", method_, \
+			         path_, got_, (int)(want_),                 \
+			         vg_buf_str(&(out_)->body));                \
 	} while (0)
 
 H_UNUSED static int h_ready_status(void)
 {
 	struct h_resp r;
 	long st = h_req_ex(H.port, "GET", "/readyz", NULL, NULL, 0, NULL, NULL,
-			   &r);
+	                   &r);
 
 	h_resp_free(&r);
 	return (int)st;
@@ -389,10 +394,11 @@ H_UNUSED static const char *h_err_code(const struct h_resp *r)
 
 /* Send raw bytes on a new connection and read until the peer closes or
  * `timeout_ms` passes; the reply (new). */
-H_UNUSED static char *h_raw(int port, const char *data, size_t len, int timeout_ms)
+H_UNUSED static char *h_raw(int port, const char *data, size_t len,
+                            int timeout_ms)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port)};
+	                         .sin_port = htons((uint16_t)port)};
 	struct vg_buf b;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -432,17 +438,17 @@ H_UNUSED static void h_tenant(const char *name, char *id)
 	char body[256];
 
 	snprintf(body, sizeof(body),
-		 "{\"k8s_uid\":\"00000000-0000-4000-8000-%012x\","
-		 "\"name\":\"%s\",\"namespace\":\"tenant-%s\"}",
-		 ++h_seq + 0x100000u, name, name);
+	         "{\"k8s_uid\":\"00000000-0000-4000-8000-%012x\","
+	         "\"name\":\"%s\",\"namespace\":\"tenant-%s\"}",
+	         ++h_seq + 0x100000u, name, name);
 	h_expect(201, "POST", "/v1/tenants", BOOTSTRAP_KEY, body, &r);
 	snprintf(id, 37, "%s", vg_json_get_str(r.json, "id", ""));
 	h_resp_free(&r);
 }
 
 /* A new API key of `role` in tenant `tid`; the key into `key` (80). */
-H_UNUSED static void h_key(const char *tid, const char *role, const char *expires,
-		  char *key, char *key_id)
+H_UNUSED static void h_key(const char *tid, const char *role,
+                           const char *expires, char *key, char *key_id)
 {
 	struct h_resp r;
 	char path[128], body[256];
@@ -450,12 +456,12 @@ H_UNUSED static void h_key(const char *tid, const char *role, const char *expire
 	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys", tid);
 	if (expires)
 		snprintf(body, sizeof(body),
-			 "{\"name\":\"k-%s\",\"role\":\"%s\","
-			 "\"expires_at\":\"%s\"}",
-			 role, role, expires);
+		         "{\"name\":\"k-%s\",\"role\":\"%s\","
+		         "\"expires_at\":\"%s\"}",
+		         role, role, expires);
 	else
 		snprintf(body, sizeof(body),
-			 "{\"name\":\"k-%s\",\"role\":\"%s\"}", role, role);
+		         "{\"name\":\"k-%s\",\"role\":\"%s\"}", role, role);
 	h_expect(201, "POST", path, BOOTSTRAP_KEY, body, &r);
 	snprintf(key, 80, "%s", vg_json_get_str(r.json, "key", ""));
 	if (key_id)

@@ -29,8 +29,8 @@ static void test_probes_and_whoami(void **state)
 	h_resp_free(&r);
 	h_expect(401, "GET", "/v1/whoami", NULL, NULL, &r);
 	assert_string_equal(h_err_code(&r), "unauthenticated");
-	assert_int_equal(strlen(vg_json_get_str(r.json, "error.request_id", "")),
-			 32);
+	assert_int_equal(
+		strlen(vg_json_get_str(r.json, "error.request_id", "")), 32);
 	h_resp_free(&r);
 	h_expect(401, "GET", "/v1/whoami", "not-a-key", NULL, &r);
 	h_resp_free(&r);
@@ -65,8 +65,9 @@ static void test_tenants(void **state)
 {
 	struct h_resp r;
 	char id[37], path[128];
-	const char *body = "{\"k8s_uid\":\"11111111-2222-4333-8444-555555555555\","
-			   "\"name\":\"acme\",\"display_name\":\"Acme\"}";
+	const char *body =
+		"{\"k8s_uid\":\"11111111-2222-4333-8444-555555555555\","
+		"\"name\":\"acme\",\"display_name\":\"Acme\"}";
 
 	(void)state;
 	h_expect(201, "POST", "/v1/tenants", BOOTSTRAP_KEY, body, &r);
@@ -77,27 +78,27 @@ static void test_tenants(void **state)
 	h_resp_free(&r);
 	/* the same resource again: an update, same id */
 	h_expect(200, "POST", "/v1/tenants", BOOTSTRAP_KEY,
-		 "{\"k8s_uid\":\"11111111-2222-4333-8444-555555555555\","
-		 "\"name\":\"acme\",\"display_name\":\"Acme Corp\"}",
-		 &r);
+	         "{\"k8s_uid\":\"11111111-2222-4333-8444-555555555555\","
+	         "\"name\":\"acme\",\"display_name\":\"Acme Corp\"}",
+	         &r);
 	assert_string_equal(vg_json_get_str(r.json, "id", ""), id);
 	assert_string_equal(vg_json_get_str(r.json, "display_name", ""),
-			    "Acme Corp");
+	                    "Acme Corp");
 	h_resp_free(&r);
 	/* another resource under a live tenant's name */
 	h_expect(409, "POST", "/v1/tenants", BOOTSTRAP_KEY,
-		 "{\"k8s_uid\":\"11111111-2222-4333-8444-666666666666\","
-		 "\"name\":\"acme\"}",
-		 &r);
+	         "{\"k8s_uid\":\"11111111-2222-4333-8444-666666666666\","
+	         "\"name\":\"acme\"}",
+	         &r);
 	assert_string_equal(h_err_code(&r), "conflict");
 	h_resp_free(&r);
 	h_expect(422, "POST", "/v1/tenants", BOOTSTRAP_KEY,
-		 "{\"k8s_uid\":\"11111111-2222-4333-8444-777777777777\","
-		 "\"name\":\"Not_A_Label\"}",
-		 &r);
+	         "{\"k8s_uid\":\"11111111-2222-4333-8444-777777777777\","
+	         "\"name\":\"Not_A_Label\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(422, "POST", "/v1/tenants", BOOTSTRAP_KEY,
-		 "{\"k8s_uid\":\"nope\",\"name\":\"x\"}", &r);
+	         "{\"k8s_uid\":\"nope\",\"name\":\"x\"}", &r);
 	h_resp_free(&r);
 
 	h_expect(200, "GET", "/v1/tenants", BOOTSTRAP_KEY, NULL, &r);
@@ -108,7 +109,7 @@ static void test_tenants(void **state)
 	assert_string_equal(vg_json_get_str(r.json, "name", ""), "acme");
 	h_resp_free(&r);
 	h_expect(404, "GET", "/v1/tenants/00000000-0000-4000-8000-00000000dead",
-		 BOOTSTRAP_KEY, NULL, &r);
+	         BOOTSTRAP_KEY, NULL, &r);
 	h_resp_free(&r);
 }
 
@@ -124,7 +125,7 @@ static long login(const char *subject, const char *password, char *tok)
 	long st;
 
 	snprintf(body, sizeof(body), "{\"subject\":\"%s\",\"password\":\"%s\"}",
-		 subject, password);
+	         subject, password);
 	st = h_req("POST", "/v1/auth/login", NULL, body, &r);
 	if (tok)
 		snprintf(tok, 96, "%s", vg_json_get_str(r.json, "token", ""));
@@ -141,32 +142,34 @@ static void test_users_and_sessions(void **state)
 	h_tenant("users", tid);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
 	h_expect(201, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"alice\",\"email\":\"alice@example.com\","
-		 "\"password\":\"correct horse battery\",\"role\":\"analyst\"}",
-		 &r);
+	         "{\"subject\":\"alice\",\"email\":\"alice@example.com\","
+	         "\"password\":\"correct horse battery\",\"role\":\"analyst\"}",
+	         &r);
 	snprintf(uid, sizeof(uid), "%s", vg_json_get_str(r.json, "id", ""));
 	assert_true(vg_json_get_bool(r.json, "created", 0));
 	h_resp_free(&r);
 	/* no second account under the same subject, password or not */
 	h_expect(409, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"alice\",\"password\":\"another password\","
-		 "\"role\":\"admin\"}",
-		 &r);
+	         "{\"subject\":\"alice\",\"password\":\"another password\","
+	         "\"role\":\"admin\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(409, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"alice\",\"role\":\"admin\"}", &r);
+	         "{\"subject\":\"alice\",\"role\":\"admin\"}", &r);
 	h_resp_free(&r);
 	h_expect(422, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"bob\",\"password\":\"short\",\"role\":\"admin\"}",
-		 &r);
+	         "{\"subject\":\"bob\",\"password\":\"short\",\"role\":"
+	         "\"admin\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(422, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"bob\",\"role\":\"platform-admin\"}", &r);
+	         "{\"subject\":\"bob\",\"role\":\"platform-admin\"}", &r);
 	h_resp_free(&r);
 	h_expect(200, "GET", path, BOOTSTRAP_KEY, NULL, &r);
-	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")), 1);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 1);
 	assert_string_equal(vg_json_get_str(r.json, "items[0].role", ""),
-			    "analyst");
+	                    "analyst");
 	assert_null(strstr(vg_buf_str(&r.body), "argon2"));
 	h_resp_free(&r);
 
@@ -179,10 +182,10 @@ static void test_users_and_sessions(void **state)
 	h_expect(200, "GET", "/v1/whoami", tok, NULL, &r);
 	assert_string_equal(vg_json_get_str(r.json, "kind", ""), "session");
 	assert_string_equal(vg_json_get_str(r.json, "subject", ""), "alice");
-	assert_string_equal(vg_json_get_str(r.json, "bindings[0].tenant_id", ""),
-			    tid);
+	assert_string_equal(
+		vg_json_get_str(r.json, "bindings[0].tenant_id", ""), tid);
 	assert_string_equal(vg_json_get_str(r.json, "bindings[0].role", ""),
-			    "analyst");
+	                    "analyst");
 	h_resp_free(&r);
 	/* an analyst reads the tenant but does not manage its users */
 	snprintf(path, sizeof(path), "/v1/tenants/%s", tid);
@@ -204,21 +207,21 @@ static void test_users_and_sessions(void **state)
 	snprintf(path, sizeof(path), "/v1/tenants/%s/role-bindings", tid);
 	h_expect(200, "GET", path, BOOTSTRAP_KEY, NULL, &r);
 	snprintf(bid, sizeof(bid), "%s",
-		 vg_json_get_str(r.json, "items[0].id", ""));
+	         vg_json_get_str(r.json, "items[0].id", ""));
 	h_resp_free(&r);
 	h_expect(409, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"alice\",\"role\":\"admin\"}", &r);
+	         "{\"subject\":\"alice\",\"role\":\"admin\"}", &r);
 	h_resp_free(&r);
 	h_expect(422, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"ghost\",\"role\":\"admin\"}", &r);
+	         "{\"subject\":\"ghost\",\"role\":\"admin\"}", &r);
 	h_resp_free(&r);
 	h_expect(422, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"alice\",\"user_id\":"
-		 "\"00000000-0000-4000-8000-000000000001\",\"role\":\"admin\"}",
-		 &r);
+	         "{\"subject\":\"alice\",\"user_id\":"
+	         "\"00000000-0000-4000-8000-000000000001\",\"role\":\"admin\"}",
+	         &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/role-bindings/%s", tid,
-		 bid);
+	         bid);
 	h_expect(204, "DELETE", path, BOOTSTRAP_KEY, NULL, &r);
 	h_resp_free(&r);
 	h_expect(404, "DELETE", path, BOOTSTRAP_KEY, NULL, &r);
@@ -232,7 +235,7 @@ static void test_users_and_sessions(void **state)
 		char body[160];
 
 		snprintf(body, sizeof(body),
-			 "{\"user_id\":\"%s\",\"role\":\"admin\"}", uid);
+		         "{\"user_id\":\"%s\",\"role\":\"admin\"}", uid);
 		h_expect(201, "POST", path, BOOTSTRAP_KEY, body, &r);
 		h_resp_free(&r);
 	}
@@ -278,15 +281,16 @@ static void test_auth_rate_limit(void **state)
 	h_tenant("limits", tid);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
 	h_expect(201, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"carol\",\"password\":\"carol's password\","
-		 "\"role\":\"viewer\"}",
-		 &r);
+	         "{\"subject\":\"carol\",\"password\":\"carol's password\","
+	         "\"role\":\"viewer\"}",
+	         &r);
 	h_resp_free(&r);
 	/* per user: five wrong passwords, then even the right one waits */
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(login("carol", "guess", NULL), 401);
 	h_expect(429, "POST", "/v1/auth/login", NULL,
-		 "{\"subject\":\"carol\",\"password\":\"carol's password\"}", &r);
+	         "{\"subject\":\"carol\",\"password\":\"carol's password\"}",
+	         &r);
 	assert_string_equal(h_err_code(&r), "rate_limited");
 	assert_true(h_header(&r, "Retry-After", retry, sizeof(retry)));
 	assert_true(strtol(retry, NULL, 10) > 0);
@@ -302,7 +306,7 @@ static void test_auth_rate_limit(void **state)
 	/* a bad token counts against the address */
 	for (int i = 0; i < 5; i++) {
 		h_expect(401, "GET", "/v1/whoami", "vgk_00000000_guess", NULL,
-			 &r);
+		         &r);
 		h_resp_free(&r);
 	}
 	h_expect(429, "GET", "/v1/whoami", BOOTSTRAP_KEY, NULL, &r);
@@ -339,17 +343,18 @@ static void test_api_keys(void **state)
 	h_expect(200, "GET", "/v1/whoami", key, NULL, &r);
 	assert_string_equal(vg_json_get_str(r.json, "kind", ""), "api_key");
 	assert_string_equal(vg_json_get_str(r.json, "bindings[0].role", ""),
-			    "admin");
+	                    "admin");
 	h_resp_free(&r);
 	/* the list never shows the key, the hash is not even selectable */
 	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys", tid);
 	h_expect(200, "GET", path, key, NULL, &r);
 	assert_null(strstr(vg_buf_str(&r.body), key + 13));
 	assert_null(strstr(vg_buf_str(&r.body), "hash"));
-	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")), 1);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 1);
 	h_resp_free(&r);
 	hash = h_sql("SELECT count(*) FROM vigil.api_keys WHERE hash ="
-		     " sha256(convert_to(prefix, 'UTF8'))");
+	             " sha256(convert_to(prefix, 'UTF8'))");
 	assert_string_equal(hash, "0");
 	free(hash);
 
@@ -362,9 +367,9 @@ static void test_api_keys(void **state)
 
 	/* expiry */
 	h_expect(422, "POST", path, key,
-		 "{\"name\":\"old\",\"role\":\"viewer\","
-		 "\"expires_at\":\"2001-01-01T00:00:00Z\"}",
-		 &r);
+	         "{\"name\":\"old\",\"role\":\"viewer\","
+	         "\"expires_at\":\"2001-01-01T00:00:00Z\"}",
+	         &r);
 	h_resp_free(&r);
 	utc_in(2, when, sizeof(when));
 	h_key(tid, "viewer", when, soon, NULL);
@@ -383,8 +388,8 @@ static void test_api_keys(void **state)
 	h_expect(204, "DELETE", path, BOOTSTRAP_KEY, NULL, &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path),
-		 "/v1/tenants/%s/api-keys/00000000-0000-4000-8000-000000000000",
-		 tid);
+	         "/v1/tenants/%s/api-keys/00000000-0000-4000-8000-000000000000",
+	         tid);
 	h_expect(404, "DELETE", path, BOOTSTRAP_KEY, NULL, &r);
 	h_resp_free(&r);
 	/* a tampered key with a valid prefix */
@@ -404,7 +409,7 @@ static void test_cross_tenant(void **state)
 	char a[37], b[37], akey[80], bkey[80], bkid[37], path[200];
 	char buid[37], bbid[37];
 	static const char *const reads[] = {"", "/users", "/role-bindings",
-					    "/api-keys"};
+	                                    "/api-keys"};
 
 	(void)state;
 	h_tenant("alpha", a);
@@ -413,10 +418,10 @@ static void test_cross_tenant(void **state)
 	h_key(b, "admin", NULL, bkey, bkid);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", b);
 	h_expect(201, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"bravo-user\",\"role\":\"viewer\"}", &r);
+	         "{\"subject\":\"bravo-user\",\"role\":\"viewer\"}", &r);
 	snprintf(buid, sizeof(buid), "%s", vg_json_get_str(r.json, "id", ""));
 	snprintf(bbid, sizeof(bbid), "%s",
-		 vg_json_get_str(r.json, "binding_id", ""));
+	         vg_json_get_str(r.json, "binding_id", ""));
 	h_resp_free(&r);
 
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
@@ -428,15 +433,15 @@ static void test_cross_tenant(void **state)
 	}
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", b);
 	h_expect(404, "POST", path, akey,
-		 "{\"subject\":\"intruder\",\"role\":\"admin\"}", &r);
+	         "{\"subject\":\"intruder\",\"role\":\"admin\"}", &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/role-bindings", b);
 	h_expect(404, "POST", path, akey,
-		 "{\"subject\":\"bravo-user\",\"role\":\"admin\"}", &r);
+	         "{\"subject\":\"bravo-user\",\"role\":\"admin\"}", &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys", b);
 	h_expect(404, "POST", path, akey, "{\"name\":\"x\",\"role\":\"admin\"}",
-		 &r);
+	         &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys/%s", b, bkid);
 	h_expect(404, "DELETE", path, akey, NULL, &r);
@@ -445,7 +450,7 @@ static void test_cross_tenant(void **state)
 	h_expect(404, "DELETE", path, akey, NULL, &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/role-bindings/%s", b,
-		 bbid);
+	         bbid);
 	h_expect(404, "DELETE", path, akey, NULL, &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/audit?tenant=%s", b);
@@ -462,7 +467,7 @@ static void test_cross_tenant(void **state)
 	h_expect(404, "DELETE", path, akey, NULL, &r);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/role-bindings/%s", a,
-		 bbid);
+	         bbid);
 	h_expect(404, "DELETE", path, akey, NULL, &r);
 	h_resp_free(&r);
 	/* nothing of B changed */
@@ -470,7 +475,8 @@ static void test_cross_tenant(void **state)
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", b);
 	h_expect(200, "GET", path, bkey, NULL, &r);
-	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")), 1);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 1);
 	h_resp_free(&r);
 	/* and the platform's records are platform admins' only */
 	h_expect(403, "GET", "/v1/audit", akey, NULL, &r);
@@ -513,16 +519,16 @@ static void test_emergency_stop(void **state)
 	assert_false(vg_json_get_bool(r.json, "engaged", 1));
 	h_resp_free(&r);
 	h_expect(403, "PUT", "/v1/emergency-stop", admin, "{\"engaged\":true}",
-		 &r);
+	         &r);
 	h_resp_free(&r);
 	h_expect(422, "PUT", "/v1/emergency-stop", BOOTSTRAP_KEY,
-		 "{\"engaged\":\"yes\"}", &r);
+	         "{\"engaged\":\"yes\"}", &r);
 	h_resp_free(&r);
 	h_expect(200, "PUT", "/v1/emergency-stop", BOOTSTRAP_KEY,
-		 "{\"engaged\":true,\"reason\":\"incident 42\"}", &r);
+	         "{\"engaged\":true,\"reason\":\"incident 42\"}", &r);
 	assert_true(vg_json_get_bool(r.json, "engaged", 0));
 	assert_string_equal(vg_json_get_str(r.json, "changed_by", ""),
-			    "apikey:bootstrap");
+	                    "apikey:bootstrap");
 	h_resp_free(&r);
 	assert_true(metric("vigil_emergency_stop") == 1);
 	assert_true(metric("vigil_audit_log_entries_total") >= audits + 1);
@@ -533,11 +539,11 @@ static void test_emergency_stop(void **state)
 	h_expect(200, "GET", "/v1/emergency-stop", agent, NULL, &r);
 	assert_true(vg_json_get_bool(r.json, "engaged", 0));
 	assert_string_equal(vg_json_get_str(r.json, "reason", ""),
-			    "incident 42");
+	                    "incident 42");
 	h_resp_free(&r);
 	assert_true(metric("vigil_emergency_stop") == 1);
 	h_expect(200, "PUT", "/v1/emergency-stop", BOOTSTRAP_KEY,
-		 "{\"engaged\":false}", &r);
+	         "{\"engaged\":false}", &r);
 	h_resp_free(&r);
 	assert_true(metric("vigil_emergency_stop") == 0);
 }
@@ -557,7 +563,7 @@ static void test_audit(void **state)
 	h_key(tid, "admin", NULL, key, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
 	h_expect(201, "POST", path, key,
-		 "{\"subject\":\"dave\",\"role\":\"viewer\"}", &r);
+	         "{\"subject\":\"dave\",\"role\":\"viewer\"}", &r);
 	h_resp_free(&r);
 
 	snprintf(path, sizeof(path), "/v1/audit?tenant=%s", tid);
@@ -566,14 +572,13 @@ static void test_audit(void **state)
 	/* the key's creation (by the bootstrap key) and the user's */
 	assert_int_equal(json_array_size(items), 2);
 	assert_string_equal(vg_json_get_str(r.json, "items[0].action", ""),
-			    "api_key.create");
+	                    "api_key.create");
 	assert_string_equal(vg_json_get_str(r.json, "items[1].action", ""),
-			    "user.create");
+	                    "user.create");
 	assert_string_equal(vg_json_get_str(r.json, "items[1].source_ip", ""),
-			    "127.0.0.1");
-	assert_int_equal(strlen(vg_json_get_str(r.json, "items[1].request_id",
-						"")),
-			 32);
+	                    "127.0.0.1");
+	assert_int_equal(
+		strlen(vg_json_get_str(r.json, "items[1].request_id", "")), 32);
 	h_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/audit?tenant=%s&limit=1", tid);
 	h_expect(200, "GET", path, key, NULL, &r);
@@ -589,7 +594,7 @@ static void test_audit(void **state)
 	h_expect(200, "GET", "/v1/audit?limit=500", BOOTSTRAP_KEY, NULL, &r);
 	assert_true(json_array_size(vg_json_get_array(r.json, "items")) >= 1);
 	assert_string_equal(vg_json_get_str(r.json, "items[0].action", ""),
-			    "tenant.upsert");
+	                    "tenant.upsert");
 	h_resp_free(&r);
 	h_expect(200, "GET", "/v1/audit/verify", BOOTSTRAP_KEY, NULL, &r);
 	assert_true(vg_json_get_bool(r.json, "intact", 0));
@@ -604,11 +609,11 @@ static void test_audit(void **state)
 
 	/* the owner rewrites history behind the triggers' back */
 	snprintf(sql, sizeof(sql),
-		 "SET session_replication_role = replica;"
-		 " UPDATE vigil.audit_log SET actor = 'mallory'"
-		 " WHERE tenant_id = '%s' AND seq = 2;"
-		 " RESET session_replication_role;",
-		 tid);
+	         "SET session_replication_role = replica;"
+	         " UPDATE vigil.audit_log SET actor = 'mallory'"
+	         " WHERE tenant_id = '%s' AND seq = 2;"
+	         " RESET session_replication_role;",
+	         tid);
 	h_script(sql);
 	h_expect(200, "GET", path, key, NULL, &r);
 	assert_false(vg_json_get_bool(r.json, "intact", 1));
@@ -617,7 +622,7 @@ static void test_audit(void **state)
 	/* the app role cannot do that */
 	{
 		char *v = h_sql("SELECT has_table_privilege('vigil_app',"
-				" 'vigil.audit_log', 'UPDATE')");
+		                " 'vigil.audit_log', 'UPDATE')");
 
 		assert_string_equal(v, "f");
 		free(v);
@@ -638,30 +643,30 @@ static void test_malformed_bodies(void **state)
 	} cases[] = {
 		{"{\"name\":", NULL, 400, "invalid_json"},
 		{"{\"name\":\"x\",\"role\":\"viewer\",\"color\":1}", NULL, 422,
-		 "validation_failed"},
+	         "validation_failed"},
 		{"{\"name\":5,\"role\":\"viewer\"}", NULL, 422,
-		 "validation_failed"},
+	         "validation_failed"},
 		{"{\"name\":\"x\",\"role\":\"root\"}", NULL, 422,
-		 "validation_failed"},
+	         "validation_failed"},
 		{"{\"name\":\"\xc3\x28\",\"role\":\"viewer\"}", NULL, 400,
-		 "invalid_json"},
+	         "invalid_json"},
 		{"{\"name\":\"x\",\"role\":\"viewer\",\"scopes\":"
-		 "[123456789012345678901234567890]}",
-		 NULL, 400, "invalid_json"},
+	         "[123456789012345678901234567890]}",
+	         NULL, 400, "invalid_json"},
 		{"{\"name\":\"x\",\"role\":\"viewer\",\"expires_at\":1e999}",
-		 NULL, 400, "invalid_json"},
-		{"{\"name\":\"x\",\"role\":\"viewer\",\"name\":\"y\"}", NULL, 400,
-		 "invalid_json"},
+	         NULL, 400, "invalid_json"},
+		{"{\"name\":\"x\",\"role\":\"viewer\",\"name\":\"y\"}", NULL,
+	         400, "invalid_json"},
 		{"[1,2]", NULL, 422, "validation_failed"},
 		{"null", NULL, 422, "validation_failed"},
 		{"{}", NULL, 422, "validation_failed"},
 		{"{\"name\":\"x\",\"role\":\"viewer\"}", "text/plain", 415,
-		 "unsupported_media_type"},
+	         "unsupported_media_type"},
 		{"{\"name\":\"x\",\"role\":\"viewer\"}",
-		 "application/json; charset=latin1", 415,
-		 "unsupported_media_type"},
+	         "application/json; charset=latin1", 415,
+	         "unsupported_media_type"},
 		{"{\"name\":\"x\",\"role\":\"viewer\"}",
-		 "application/json; charset=UTF-8", 201, NULL},
+	         "application/json; charset=UTF-8", 201, NULL},
 	};
 	struct h_resp r;
 	char tid[37], key[80], path[160];
@@ -672,12 +677,12 @@ static void test_malformed_bodies(void **state)
 	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys", tid);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		long st = h_req_ex(H.port, "POST", path, key, cases[i].body,
-				   strlen(cases[i].body), cases[i].ctype, NULL,
-				   &r);
+		                   strlen(cases[i].body), cases[i].ctype, NULL,
+		                   &r);
 
 		if (st != cases[i].status)
 			fail_msg("case %zu: %ld, want %ld: %s", i, st,
-				 cases[i].status, vg_buf_str(&r.body));
+			         cases[i].status, vg_buf_str(&r.body));
 		if (cases[i].code)
 			assert_string_equal(h_err_code(&r), cases[i].code);
 		h_resp_free(&r);
@@ -709,17 +714,17 @@ static void test_malformed_requests(void **state)
 		{"GET /healthz HTTP/1.1\r\n\r\n", " 400 "},
 		{"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", " 505 "},
 		{"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\n"
-		 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		 " 411 "},
+	         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	         " 411 "},
 		{"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1"
-		 "\r\nContent-Length: 2\r\n\r\n{}",
-		 " 400 "},
+	         "\r\nContent-Length: 2\r\n\r\n{}",
+	         " 400 "},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *out = h_raw(H.port, cases[i].raw, strlen(cases[i].raw),
-				  3000);
+		char *out =
+			h_raw(H.port, cases[i].raw, strlen(cases[i].raw), 3000);
 
 		if (!strstr(out, cases[i].status) ||
 		    !strstr(out, "{\"error\":{\"code\":"))
@@ -731,7 +736,7 @@ static void test_malformed_requests(void **state)
 		char big[10000];
 		char *out;
 		int n = snprintf(big, sizeof(big),
-				 "GET /healthz HTTP/1.1\r\nHost: x\r\nX: ");
+		                 "GET /healthz HTTP/1.1\r\nHost: x\r\nX: ");
 
 		memset(big + n, 'a', sizeof(big) - (size_t)n - 1);
 		big[sizeof(big) - 1] = '\0';
@@ -748,23 +753,24 @@ static void test_request_id(void **state)
 
 	(void)state;
 	h_req_ex(H.port, "GET", "/v1/whoami", NULL, NULL, 0, NULL,
-		 "X-Request-ID: trace-abc.123:x", &r);
+	         "X-Request-ID: trace-abc.123:x", &r);
 	assert_true(h_header(&r, "X-Request-ID", id, sizeof(id)));
 	assert_string_equal(id, "trace-abc.123:x");
 	assert_string_equal(vg_json_get_str(r.json, "error.request_id", ""),
-			    "trace-abc.123:x");
+	                    "trace-abc.123:x");
 	h_resp_free(&r);
 	/* unsafe or overlong ids are replaced by a generated one */
 	h_req_ex(H.port, "GET", "/healthz", NULL, NULL, 0, NULL,
-		 "X-Request-ID: bad id\"<script>", &r);
+	         "X-Request-ID: bad id\"<script>", &r);
 	assert_true(h_header(&r, "X-Request-ID", id, sizeof(id)));
 	assert_int_equal(strlen(id), 32);
 	assert_int_equal(strspn(id, "0123456789abcdef"), 32);
 	h_resp_free(&r);
 	h_req_ex(H.port, "GET", "/healthz", NULL, NULL, 0, NULL,
-		 "X-Request-ID: "
-		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		 &r);
+	         "X-Request-ID: "
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	         "aaaa",
+	         &r);
 	assert_true(h_header(&r, "X-Request-ID", id, sizeof(id)));
 	assert_int_equal(strlen(id), 32);
 	h_resp_free(&r);
@@ -800,8 +806,8 @@ static void test_metrics(void **state)
 		if (!strstr(vg_buf_str(&r.body), names[i]))
 			fail_msg("no %s in /metrics", names[i]);
 	assert_non_null(strstr(vg_buf_str(&r.body),
-			       "http_requests_total{method=\"GET\","
-			       "route=\"/v1/whoami\",code=\"200\"}"));
+	                       "http_requests_total{method=\"GET\","
+	                       "route=\"/v1/whoami\",code=\"200\"}"));
 	/* the exposition passes promtool's checks */
 	p = popen("promtool check metrics >/dev/null 2>&1", "w");
 	assert_non_null(p);
@@ -809,7 +815,7 @@ static void test_metrics(void **state)
 	rc = pclose(p);
 	if (rc != 0)
 		fail_msg("promtool check metrics failed (%d):\n%s", rc,
-			 vg_buf_str(&r.body));
+		         vg_buf_str(&r.body));
 	h_resp_free(&r);
 	/* the probe port's readiness */
 	h_req_ex(H.hport, "GET", "/readyz", NULL, NULL, 0, NULL, NULL, &r);
@@ -835,12 +841,12 @@ static void test_request_path_role(void **state)
 	assert_int_equal(vg_db_pool_new(&o, &p, &err), VG_OK);
 	assert_int_equal(vg_db_acquire(p, &conn, &err), VG_OK);
 	assert_int_equal(vg_db_query_value(conn,
-					   "SELECT current_user || ' ' ||"
-					   " (SELECT rolbypassrls::text FROM"
-					   " pg_roles WHERE rolname ="
-					   " current_user)",
-					   0, NULL, &v, &err),
-			 VG_OK);
+	                                   "SELECT current_user || ' ' ||"
+	                                   " (SELECT rolbypassrls::text FROM"
+	                                   " pg_roles WHERE rolname ="
+	                                   " current_user)",
+	                                   0, NULL, &v, &err),
+	                 VG_OK);
 	assert_string_equal(v, "vigil_app false");
 	free(v);
 	vg_db_release(conn);
@@ -848,7 +854,8 @@ static void test_request_path_role(void **state)
 	free(ci);
 	/* and the gateway's own pool */
 	v = h_sql("SELECT count(*) FROM pg_stat_activity WHERE"
-		  " application_name = 'vigil-gateway' AND usename <> 'vigil_app'");
+	          " application_name = 'vigil-gateway' AND usename <> "
+	          "'vigil_app'");
 	assert_string_equal(v, "0");
 	free(v);
 }

@@ -15,12 +15,18 @@
 #include "gateway.h"
 
 static const char *const vars[] = {
-	"VIGIL_CONFIG_FILE",	   "VIGIL_GATEWAY_PORT",
-	"VIGIL_GATEWAY_LISTEN",	   "VIGIL_REDIS_ADDR",
-	"VIGIL_DB_PASSWORD",	   "VIGIL_GATEWAY_MAX_BODY",
-	"VIGIL_GATEWAY_TLS",	   "VIGIL_BOOTSTRAP_ADMIN_KEY",
-	"VIGIL_BOOTSTRAP_ADMIN_KEY_FILE", "VIGIL_DB_APP_USER",
-	"VIGIL_EMERGENCY_STOP",	   "VIGIL_HEALTH_PORT",
+	"VIGIL_CONFIG_FILE",
+	"VIGIL_GATEWAY_PORT",
+	"VIGIL_GATEWAY_LISTEN",
+	"VIGIL_REDIS_ADDR",
+	"VIGIL_DB_PASSWORD",
+	"VIGIL_GATEWAY_MAX_BODY",
+	"VIGIL_GATEWAY_TLS",
+	"VIGIL_BOOTSTRAP_ADMIN_KEY",
+	"VIGIL_BOOTSTRAP_ADMIN_KEY_FILE",
+	"VIGIL_DB_APP_USER",
+	"VIGIL_EMERGENCY_STOP",
+	"VIGIL_HEALTH_PORT",
 };
 
 static int clean(void **state)
@@ -32,7 +38,7 @@ static int clean(void **state)
 }
 
 static int load(struct gw_config *c, int argc, const char **argv,
-		struct vg_err *err)
+                struct vg_err *err)
 {
 	return gw_config_load(c, argc, (char **)argv, err);
 }
@@ -66,7 +72,7 @@ static void test_precedence(void **state)
 			  " \"emergencyStop\": true, \"database\": {\"name\": "
 			  "\"fromfile\"}}";
 	const char *argv[] = {"gw", "--gateway-max-body", "2048",
-			      "--health-listen=127.0.0.1:0"};
+	                      "--health-listen=127.0.0.1:0"};
 
 	(void)state;
 	assert_true(fd >= 0);
@@ -76,10 +82,10 @@ static void test_precedence(void **state)
 	setenv("VIGIL_GATEWAY_PORT", "8282", 1);
 	setenv("VIGIL_GATEWAY_MAX_BODY", "4096", 1);
 	assert_int_equal(load(&c, 4, argv, &err), VG_OK);
-	assert_string_equal(c.listen, "0.0.0.0:8282");	     /* env > file */
+	assert_string_equal(c.listen, "0.0.0.0:8282");       /* env > file */
 	assert_string_equal(c.health_listen, "127.0.0.1:0"); /* flag */
-	assert_int_equal(c.health_port, 9191);		     /* file */
-	assert_int_equal(c.max_body, 2048);		     /* flag > env */
+	assert_int_equal(c.health_port, 9191);               /* file */
+	assert_int_equal(c.max_body, 2048);                  /* flag > env */
 	assert_string_equal(c.redis_host, "redis.vigil");
 	assert_int_equal(c.redis_port, 6380);
 	assert_int_equal(c.redis_db, 2);
@@ -143,7 +149,7 @@ static void test_key_file_and_conninfo(void **state)
 	setenv("VIGIL_DB_PASSWORD", "it's a \\ secret", 1);
 	assert_int_equal(load(&c, 1, argv, &err), VG_OK);
 	assert_string_equal(c.bootstrap_key,
-			    "0123456789abcdef0123456789abcdef-from-file");
+	                    "0123456789abcdef0123456789abcdef-from-file");
 	ci = gw_config_conninfo(&c, 0);
 	assert_non_null(strstr(ci, "password='it\\'s a \\\\ secret'"));
 	assert_null(strstr(ci, "role=vigil_app"));

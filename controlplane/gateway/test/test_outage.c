@@ -7,7 +7,7 @@
 static char tid[37], key[80], path[128];
 
 static void expect_unavailable(const char *method, const char *p,
-			       const char *token, const char *body)
+                               const char *token, const char *body)
 {
 	struct h_resp r;
 	char retry[16];
@@ -35,9 +35,9 @@ static void test_setup_tenant(void **state)
 	h_key(tid, "admin", NULL, key, NULL);
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
 	h_expect(201, "POST", path, key,
-		 "{\"subject\":\"erin\",\"password\":\"erin's password\","
-		 "\"role\":\"viewer\"}",
-		 &r);
+	         "{\"subject\":\"erin\",\"password\":\"erin's password\","
+	         "\"role\":\"viewer\"}",
+	         &r);
 	h_resp_free(&r);
 	expect_ok();
 }
@@ -55,8 +55,8 @@ static void test_postgres_crash(void **state)
 	expect_unavailable("GET", path, key, NULL);
 	expect_unavailable("GET", "/v1/tenants", BOOTSTRAP_KEY, NULL);
 	expect_unavailable("POST", "/v1/auth/login", NULL,
-			   "{\"subject\":\"erin\",\"password\":\"erin's "
-			   "password\"}");
+	                   "{\"subject\":\"erin\",\"password\":\"erin's "
+	                   "password\"}");
 	/* liveness is not readiness */
 	h_expect(200, "GET", "/healthz", NULL, NULL, &r);
 	h_resp_free(&r);
@@ -86,13 +86,13 @@ static void test_redis_restart(void **state)
 	/* authentication needs the failure counters in Redis */
 	expect_unavailable("GET", path, key, NULL);
 	expect_unavailable("POST", "/v1/auth/login", NULL,
-			   "{\"subject\":\"erin\",\"password\":\"erin's "
-			   "password\"}");
+	                   "{\"subject\":\"erin\",\"password\":\"erin's "
+	                   "password\"}");
 	assert_int_equal(vg_ts_restart(&H.redis), 0);
 	h_wait_ready(1, 30000);
 	expect_ok();
 	h_expect(201, "POST", "/v1/auth/login", NULL,
-		 "{\"subject\":\"erin\",\"password\":\"erin's password\"}", &r);
+	         "{\"subject\":\"erin\",\"password\":\"erin's password\"}", &r);
 	h_resp_free(&r);
 }
 

@@ -19,7 +19,7 @@ static void find_binary(void)
 	assert_true(n > 0);
 	self[n] = '\0';
 	snprintf(bin, sizeof(bin), "%s/../../../bin/vigil-gateway",
-		 dirname(self));
+	         dirname(self));
 	if (access(bin, X_OK))
 		fail_msg("no program at %s (build it first)", bin);
 }
@@ -65,8 +65,9 @@ static int read_until(struct child *c, const char *needle, int timeout_ms)
 			continue;
 		n = read(c->err_fd, buf, sizeof(buf));
 		if (n <= 0)
-			return needle ? strstr(vg_buf_str(&c->log), needle) != NULL :
-					1;
+			return needle ? strstr(vg_buf_str(&c->log), needle) !=
+			                        NULL
+			              : 1;
 		vg_buf_append(&c->log, buf, (size_t)n);
 	}
 	return needle && strstr(vg_buf_str(&c->log), needle);
@@ -78,8 +79,8 @@ static int wait_exit(struct child *c, int timeout_ms)
 
 	for (int t = 0; t < timeout_ms; t += 50) {
 		if (waitpid(c->pid, &status, WNOHANG) == c->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) :
-						   128 + WTERMSIG(status);
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+			                         : 128 + WTERMSIG(status);
 		usleep(50 * 1000);
 	}
 	kill(c->pid, SIGKILL);
@@ -144,16 +145,17 @@ static void test_sigterm_finishes_in_flight(void **state)
 
 	{
 		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)port)};
+		                         .sin_port = htons((uint16_t)port)};
 
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		fd = socket(AF_INET, SOCK_STREAM, 0);
-		assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)),
-				 0);
+		assert_int_equal(
+			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	}
 	/* half a request is in flight when SIGTERM arrives */
-	assert_true(send(fd, "GET /healthz HTTP/1.1\r\nX-Request-ID: drain-1\r\n",
-			 46, MSG_NOSIGNAL) > 0);
+	assert_true(send(fd,
+	                 "GET /healthz HTTP/1.1\r\nX-Request-ID: drain-1\r\n",
+	                 46, MSG_NOSIGNAL) > 0);
 	usleep(100 * 1000);
 	kill(c.pid, SIGTERM);
 	read_until(&c, "\"msg\":\"signal received\"", 5000);
@@ -198,9 +200,11 @@ static void test_sigterm_finishes_in_flight(void **state)
 		}
 		assert_true(lines > 3);
 	}
-	assert_non_null(strstr(vg_buf_str(&c.log),
-			       "\"msg\":\"request\",\"request_id\":\"drain-1\""));
-	assert_non_null(strstr(vg_buf_str(&c.log), "\"msg\":\"gateway stopped\""));
+	assert_non_null(
+		strstr(vg_buf_str(&c.log),
+	               "\"msg\":\"request\",\"request_id\":\"drain-1\""));
+	assert_non_null(
+		strstr(vg_buf_str(&c.log), "\"msg\":\"gateway stopped\""));
 	child_done(&c);
 }
 

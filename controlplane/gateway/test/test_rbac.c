@@ -37,8 +37,8 @@ static const struct {
 };
 
 static const char role_letter[ROLE_COUNT] = {
-	[ROLE_ADMIN] = 'A',	    [ROLE_ANALYST] = 'N', [ROLE_VIEWER] = 'V',
-	[ROLE_AGENT] = 'G',	    [ROLE_PLATFORM_ADMIN] = 'P',
+	[ROLE_ADMIN] = 'A', [ROLE_ANALYST] = 'N',        [ROLE_VIEWER] = 'V',
+	[ROLE_AGENT] = 'G', [ROLE_PLATFORM_ADMIN] = 'P',
 };
 
 static const char *expected_roles(const struct gw_route *r)
@@ -79,20 +79,21 @@ static void test_table_matches_expected(void **state)
 
 		if (!e)
 			fail_msg("route %s %s is not in the expected table",
-				 r->method, r->pattern);
+			         r->method, r->pattern);
 		if ((r->perm == PERM_PUBLIC) != (*e == '\0'))
 			fail_msg("%s %s: public is %d, expected %d", r->method,
-				 r->pattern, r->perm == PERM_PUBLIC, *e == '\0');
+			         r->pattern, r->perm == PERM_PUBLIC,
+			         *e == '\0');
 		if (r->perm == PERM_PUBLIC)
 			continue;
 		for (int role = 0; role < ROLE_COUNT; role++)
 			if (table_allowed(r, role) != expected_allowed(r, role))
 				fail_msg("%s %s as %s: table says %d, expected "
-					 "%d",
-					 r->method, r->pattern,
-					 gw_role_name(role),
-					 table_allowed(r, role),
-					 expected_allowed(r, role));
+				         "%d",
+				         r->method, r->pattern,
+				         gw_role_name(role),
+				         table_allowed(r, role),
+				         expected_allowed(r, role));
 	}
 	/* role names round-trip; unknown names are no role */
 	for (int role = 0; role < ROLE_COUNT; role++)
@@ -128,8 +129,9 @@ static void fill(const char *pattern, const char *t, char *out, size_t size)
 			o += (size_t)snprintf(out + o, size - o, "%s", t);
 			p += 5;
 		} else if (strncmp(p, "{id}", 4) == 0) {
-			o += (size_t)snprintf(out + o, size - o, "%s",
-					      "00000000-0000-4000-8000-0000000000ff");
+			o += (size_t)snprintf(
+				out + o, size - o, "%s",
+				"00000000-0000-4000-8000-0000000000ff");
 			p += 4;
 		} else {
 			out[o++] = *p++;
@@ -150,23 +152,25 @@ static void body_for(const struct gw_route *r, char *out, size_t size)
 		return;
 	if (strcmp(r->pattern, "/v1/tenants") == 0)
 		snprintf(out, size,
-			 "{\"k8s_uid\":\"00000000-0000-4000-9000-%012x\","
-			 "\"name\":\"rbac-%u\"}",
-			 uniq, uniq);
+		         "{\"k8s_uid\":\"00000000-0000-4000-9000-%012x\","
+		         "\"name\":\"rbac-%u\"}",
+		         uniq, uniq);
 	else if (strstr(r->pattern, "/users"))
-		snprintf(out, size, "{\"subject\":\"rbac-user-%u\","
-				    "\"role\":\"viewer\"}",
-			 uniq);
+		snprintf(out, size,
+		         "{\"subject\":\"rbac-user-%u\","
+		         "\"role\":\"viewer\"}",
+		         uniq);
 	else if (strstr(r->pattern, "/role-bindings"))
 		snprintf(out, size,
-			 "{\"subject\":\"rbac-nobody\",\"role\":\"viewer\"}");
+		         "{\"subject\":\"rbac-nobody\",\"role\":\"viewer\"}");
 	else if (strstr(r->pattern, "/api-keys"))
 		snprintf(out, size, "{\"name\":\"rbac\",\"role\":\"viewer\"}");
 	else if (strstr(r->pattern, "/emergency-stop"))
 		snprintf(out, size, "{\"engaged\":false}");
 	else if (strstr(r->pattern, "/auth/login"))
-		snprintf(out, size, "{\"subject\":\"rbac-login\","
-				    "\"password\":\"rbac-login-password\"}");
+		snprintf(out, size,
+		         "{\"subject\":\"rbac-login\","
+		         "\"password\":\"rbac-login-password\"}");
 	else
 		fail_msg("no test body for %s %s", r->method, r->pattern);
 }
@@ -184,9 +188,9 @@ static void setup_principals(void)
 	}
 	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
 	h_expect(201, "POST", path, BOOTSTRAP_KEY,
-		 "{\"subject\":\"rbac-login\",\"password\":"
-		 "\"rbac-login-password\",\"role\":\"viewer\"}",
-		 &r);
+	         "{\"subject\":\"rbac-login\",\"password\":"
+	         "\"rbac-login-password\",\"role\":\"viewer\"}",
+	         &r);
 	h_resp_free(&r);
 }
 
@@ -210,11 +214,11 @@ static void test_matrix_live(void **state)
 
 			body_for(rt, body, sizeof(body));
 			st = h_req(rt->method, path, NULL,
-				   rt->body ? body : NULL, &r);
-			if (rt->perm == PERM_PUBLIC ? (st == 401 || st == 403) :
-						      st != 401)
+			           rt->body ? body : NULL, &r);
+			if (rt->perm == PERM_PUBLIC ? (st == 401 || st == 403)
+			                            : st != 401)
 				fail_msg("anonymous %s %s: %ld", rt->method,
-					 path, st);
+				         path, st);
 			h_resp_free(&r);
 		}
 		if (rt->perm == PERM_PUBLIC)
@@ -226,14 +230,14 @@ static void test_matrix_live(void **state)
 
 			body_for(rt, body, sizeof(body));
 			st = h_req(rt->method, path, token_of(role),
-				   rt->body ? body : NULL, &r);
+			           rt->body ? body : NULL, &r);
 			if (allowed ? (st == 401 || st == 403) : st != 403)
 				fail_msg("%s %s as %s: %ld (%s), allowed %d",
-					 rt->method, path, gw_role_name(role),
-					 st, vg_buf_str(&r.body), allowed);
+				         rt->method, path, gw_role_name(role),
+				         st, vg_buf_str(&r.body), allowed);
 			if (!allowed)
 				assert_string_equal(h_err_code(&r),
-						    "forbidden");
+				                    "forbidden");
 			h_resp_free(&r);
 			checked++;
 		}
@@ -261,11 +265,11 @@ static void test_cross_tenant_every_role(void **state)
 
 			body_for(rt, body, sizeof(body));
 			st = h_req(rt->method, path, keys[role],
-				   rt->body ? body : NULL, &r);
+			           rt->body ? body : NULL, &r);
 			if (st != 404)
 				fail_msg("%s %s as %s of another tenant: %ld",
-					 rt->method, path, gw_role_name(role),
-					 st);
+				         rt->method, path, gw_role_name(role),
+				         st);
 			assert_null(strstr(vg_buf_str(&r.body), "rbac-other"));
 			h_resp_free(&r);
 		}
@@ -277,7 +281,7 @@ static void test_cross_tenant_every_role(void **state)
 		h_expect(403, "GET", "/v1/audit", keys[ROLE_ADMIN], NULL, &r);
 		h_resp_free(&r);
 		h_expect(403, "GET", "/v1/audit/verify", other_keys[ROLE_ADMIN],
-			 NULL, &r);
+		         NULL, &r);
 		h_resp_free(&r);
 	}
 }

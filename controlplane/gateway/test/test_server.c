@@ -48,7 +48,7 @@ static int is_inline(const struct srv_req *req, void *ud)
 }
 
 static void done(const struct srv_req *req, const struct srv_resp *resp,
-		 double seconds, void *ud)
+                 double seconds, void *ud)
 {
 	(void)req;
 	(void)resp;
@@ -82,7 +82,7 @@ static struct srv *start(int max_conns)
 static int dial(int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port)};
+	                         .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -139,8 +139,8 @@ static void test_keep_alive(void **state)
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
-		put(fd, i % 2 ? "GET /slow?k HTTP/1.1\r\nHost: x\r\n\r\n" :
-				"GET /inline?k HTTP/1.1\r\nHost: x\r\n\r\n");
+		put(fd, i % 2 ? "GET /slow?k HTTP/1.1\r\nHost: x\r\n\r\n"
+		              : "GET /inline?k HTTP/1.1\r\nHost: x\r\n\r\n");
 		out = slurp(fd, 300, &closed);
 		assert_false(closed);
 		assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
@@ -159,10 +159,11 @@ static void test_pipelining_in_order(void **state)
 	char *out, *a, *b, *c, *d;
 
 	(void)state;
-	put(fd, "GET /slow?1 HTTP/1.1\r\nHost: x\r\n\r\n"
-		"GET /inline?2 HTTP/1.1\r\nHost: x\r\n\r\n"
-		"GET /slow?3 HTTP/1.1\r\nHost: x\r\n\r\n"
-		"GET /inline?4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	put(fd,
+	    "GET /slow?1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /inline?2 HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /slow?3 HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /inline?4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	out = slurp(fd, 3000, &closed);
 	assert_true(closed);
 	assert_int_equal(count(out, "HTTP/1.1 200 OK"), 4);
@@ -187,7 +188,8 @@ static void test_limits(void **state)
 	(void)state;
 	/* head over 1 KiB */
 	fd = dial(srv_port(s));
-	n = snprintf(big, sizeof(big), "GET /inline HTTP/1.1\r\nHost: x\r\nX: ");
+	n = snprintf(big, sizeof(big),
+	             "GET /inline HTTP/1.1\r\nHost: x\r\nX: ");
 	memset(big + n, 'a', sizeof(big) - (size_t)n - 1);
 	big[sizeof(big) - 1] = '\0';
 	put(fd, big);
@@ -201,7 +203,7 @@ static void test_limits(void **state)
 	/* body over 100 bytes: refused from the head alone */
 	fd = dial(srv_port(s));
 	put(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n"
-		"X-Request-ID: big-body\r\n\r\n");
+	        "X-Request-ID: big-body\r\n\r\n");
 	out = slurp(fd, 2000, &closed);
 	assert_non_null(strstr(out, "HTTP/1.1 413 "));
 	assert_non_null(strstr(out, "\"request_id\":\"big-body\""));
@@ -279,7 +281,7 @@ static void test_continue_head_http10(void **state)
 
 	(void)state;
 	put(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-		"Expect: 100-continue\r\n\r\n");
+	        "Expect: 100-continue\r\n\r\n");
 	out = slurp(fd, 150, &closed);
 	assert_string_equal(out, "HTTP/1.1 100 Continue\r\n\r\n");
 	free(out);
@@ -365,7 +367,8 @@ static void test_graceful_shutdown(void **state)
 	/* no longer accepting */
 	{
 		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)srv_port(s))};
+		                         .sin_port =
+		                                 htons((uint16_t)srv_port(s))};
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		char *o;
 
@@ -398,9 +401,10 @@ static void test_helpers(void **state)
 	vg_buf_init(&r.body, 0);
 	vg_buf_init(&r.headers, 0);
 	srv_resp_error(&r, 404, "not_found", "no \"such\" thing", "id-1");
-	assert_string_equal(vg_buf_str(&r.body),
-			    "{\"error\":{\"code\":\"not_found\",\"message\":"
-			    "\"no \\\"such\\\" thing\",\"request_id\":\"id-1\"}}");
+	assert_string_equal(
+		vg_buf_str(&r.body),
+		"{\"error\":{\"code\":\"not_found\",\"message\":"
+		"\"no \\\"such\\\" thing\",\"request_id\":\"id-1\"}}");
 	srv_resp_header(&r, "Retry-After", "1\r\nSet-Cookie: x");
 	assert_int_equal(r.headers.len, 0);
 	srv_resp_header(&r, "Retry-After", "1");
