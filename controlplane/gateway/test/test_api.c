@@ -6,6 +6,8 @@
  * tampered row), malformed input, request ids and /metrics. */
 #include "harness.h"
 
+static double metric(const char *name);
+
 /* ------------------------------------------------------------------ */
 /* Probes, identity                                                     */
 /* ------------------------------------------------------------------ */
@@ -176,7 +178,16 @@ static void test_users_and_sessions(void **state)
 	/* sign in */
 	assert_int_equal(login("alice", "wrong password", NULL), 401);
 	assert_int_equal(login("nobody", "wrong password", NULL), 401);
-	assert_int_equal(login("alice", "correct horse battery", tok), 201);
+	{
+		double before = metric("vigil_active_sessions");
+		double fails = metric(
+			"vigil_auth_attempts_total{result=\"failure\"}");
+
+		assert_true(fails >= 2);
+		assert_int_equal(login("alice", "correct horse battery", tok),
+				 201);
+		assert_true(metric("vigil_active_sessions") == before + 1);
+	}
 	assert_int_equal(strncmp(tok, "vgs_", 4), 0);
 	h_clear_auth_failures();
 	h_expect(200, "GET", "/v1/whoami", tok, NULL, &r);
@@ -255,8 +266,13 @@ static void test_users_and_sessions(void **state)
 
 	/* logout ends the session at once */
 	assert_int_equal(login("alice", "correct horse battery", tok), 201);
-	h_expect(204, "POST", "/v1/auth/logout", tok, NULL, &r);
-	h_resp_free(&r);
+	{
+		double before = metric("vigil_active_sessions");
+
+		h_expect(204, "POST", "/v1/auth/logout", tok, NULL, &r);
+		h_resp_free(&r);
+		assert_true(metric("vigil_active_sessions") < before);
+	}
 	h_expect(401, "GET", "/v1/whoami", tok, NULL, &r);
 	h_resp_free(&r);
 	h_expect(400, "POST", "/v1/auth/logout", BOOTSTRAP_KEY, NULL, &r);
