@@ -110,6 +110,21 @@ static void remember_applied(struct rec *rc, const struct vg_kube_resource *r,
 	json_object_set_new(rc->applied, key, json_true());
 }
 
+/* Every server-side apply a reconcile makes: refused unless leader,
+ * counted in rc->writes. */
+static int server_side_apply(struct rec *rc, const struct vg_kube_resource *r,
+			     const char *ns, json_t *body,
+			     const struct vg_kube_patch_opts *po)
+{
+	int rc_ = refuse_unless_leader(rc);
+
+	if (rc_ != VG_OK)
+		return rc_;
+	rc_ = vg_kube_apply(rc->m->o.client, r, ns, body, po, NULL, &rc->err);
+	rc->writes++;
+	return rc_;
+}
+
 static int apply(struct rec *rc, const struct vg_kube_resource *r,
 		 json_t *desired, int owned)
 {
@@ -130,12 +145,7 @@ static int apply(struct rec *rc, const struct vg_kube_resource *r,
 		json_decref(live);
 		return VG_OK; /* converged: write nothing */
 	}
-	rc_ = refuse_unless_leader(rc);
-	if (rc_ == VG_OK) {
-		rc_ = vg_kube_apply(rc->m->o.client, r, ns, desired, &po, NULL,
-				    &rc->err);
-		rc->writes++;
-	}
+	rc_ = server_side_apply(rc, r, ns, desired, &po);
 	if (rc_ == VG_INVAL && live) {
 		/*
 		 * Apply merges list-maps by key, so a hand edit that changed
@@ -183,6 +193,26 @@ int ctl_apply_unowned(struct rec *rc, const struct vg_kube_resource *r,
 		      json_t *desired)
 {
 	return apply(rc, r, desired, 0);
+}
+
+int ctl_apply_as(struct rec *rc, const struct vg_kube_resource *r,
+		 json_t *desired, const char *field_manager)
+{
+	struct vg_kube_patch_opts po = { .field_manager = field_manager };
+	const char *name = md_str(desired, "name");
+	const char *ns = r->namespaced ? md_str(desired, "namespace") : NULL;
+	int rc_;
+
+	if (!name || !field_manager || !*field_manager)
+		return vg_err_set(&rc->err, VG_INVAL,
+				  "apply as another manager needs "
+				  "metadata.name and a field manager");
+	rc_ = server_side_apply(rc, r, ns, desired, &po);
+	if (rc_ == VG_OK)
+		vg_info("applied", "controller", rc->def->name, "reconcile_id",
+			rc->id, "kind", r->kind, "namespace", ns, "name", name,
+			"field_manager", field_manager);
+	return rc_;
 }
 
 int ctl_create_once(struct rec *rc, const struct vg_kube_resource *r,
@@ -376,9 +406,6 @@ int ctl_update_status(struct rec *rc, json_t *status)
 		return VG_OK;
 	if (live && vg_json_equal(status, live))
 		return VG_OK;
-	rc_ = refuse_unless_leader(rc);
-	if (rc_ != VG_OK)
-		return rc_;
 	vg_kube_resource_api_version(rc->def->primary, av, sizeof(av));
 	body = json_pack("{s:s,s:s,s:{s:s},s:O}", "apiVersion", av, "kind",
 			 rc->def->primary->kind, "metadata", "name",
@@ -389,10 +416,8 @@ int ctl_update_status(struct rec *rc, json_t *status)
 		json_object_set_new(json_object_get(body, "metadata"),
 				    "namespace",
 				    json_string(md_str(rc->obj, "namespace")));
-	rc_ = vg_kube_apply(rc->m->o.client, rc->def->primary,
-			    md_str(rc->obj, "namespace"), body, &po, NULL,
-			    &rc->err);
-	rc->writes++;
+	rc_ = server_side_apply(rc, rc->def->primary,
+			       md_str(rc->obj, "namespace"), body, &po);
 	vg_debug("status applied", "controller", rc->def->name,
 		 "reconcile_id", rc->id, "name", md_str(rc->obj, "name"));
 	json_decref(body);

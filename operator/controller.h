@@ -93,6 +93,20 @@ int ctl_apply_unowned(struct rec *rc, const struct vg_kube_resource *r,
 		      json_t *desired);
 
 /*
+ * Server-side apply `desired` (borrowed) as it is under another field
+ * manager, `field_manager`, without force: for a second owner of fields
+ * the operator's own manager holds (handing a field over, the
+ * "transferring ownership" recipe of the server-side apply docs). Unlike
+ * ctl_apply() it writes even when the cache already shows the values,
+ * since co-owning them is the point; adds no label or owner reference;
+ * and does not mark the object applied for ctl_prune(). A field another
+ * manager holds at a different value is a conflict (VG_CONFLICT). Refused
+ * unless leader and counted in rc->writes, like every write here.
+ */
+int ctl_apply_as(struct rec *rc, const struct vg_kube_resource *r,
+		 json_t *desired, const char *field_manager);
+
+/*
  * Create `obj` only if it does not exist (generated Secrets: created once,
  * never rotated behind the user's back). Owner reference and label as for
  * ctl_apply. VG_OK when it exists or was created.

@@ -504,8 +504,8 @@ out:
 /*
  * Before a Deployment's intent drops spec.replicas for an HPA: let a
  * second field manager co-own the current count (see
- * platform_replicas_handover()). Not a change of value, so harmless even
- * from a replica that is just losing the lease.
+ * platform_replicas_handover()), through the controller like every other
+ * write (leader only, counted).
  */
 static int handover_replicas(struct rec *rc, const json_t *desired)
 {
@@ -514,14 +514,11 @@ static int handover_replicas(struct rec *rc, const json_t *desired)
 	json_t *hpa = live ? ctl_get_cached(rc->m, &vg_kube_hpas, rc->ns, name)
 			   : NULL;
 	json_t *body = platform_replicas_handover(desired, live, hpa);
-	struct vg_kube_patch_opts po = {
-		.field_manager = PLATFORM_HANDOVER_MANAGER,
-	};
 	int ret = VG_OK;
 
 	if (body) {
-		ret = vg_kube_apply(ctl_client(rc->m), &vg_kube_deployments,
-				    rc->ns, body, &po, NULL, &rc->err);
+		ret = ctl_apply_as(rc, &vg_kube_deployments, body,
+				   PLATFORM_HANDOVER_MANAGER);
 		if (ret == VG_OK)
 			vg_info("replica count handed over to the autoscaler",
 				"platform", rc->key, "name", name);
