@@ -7,12 +7,15 @@
 #include "vigil/httpd.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct gw_app {
 	struct gw g;
+	SSL_CTX *tls;
 	struct srv *srv;
 	struct vg_httpd *probes;
 	struct vg_metrics *reg;
@@ -78,6 +81,39 @@ static int set_keys(struct gw *g, const struct gw_config *cfg,
 	return VG_OK;
 }
 
+/* The API's TLS context: TLS 1.2 and later, OpenSSL's default ciphers,
+ * the certificate chain and key the operator mounts. */
+static int tls_context(const struct gw_config *cfg, SSL_CTX **out,
+                       struct vg_err *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	unsigned long e;
+	char msg[256] = "";
+
+	*out = NULL;
+	if (!ctx)
+		return vg_err_set(err, VG_TLS, "tls: out of memory");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                              SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) == 1 &&
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file,
+	                                SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1) {
+		*out = ctx;
+		return VG_OK;
+	}
+	if ((e = ERR_get_error()))
+		ERR_error_string_n(e, msg, sizeof(msg));
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return vg_err_set(err, VG_TLS, "tls: certificate %s, key %s: %s",
+	                  cfg->tls_cert_file, cfg->tls_key_file, msg);
+}
+
 static int open_pools(struct gw *g, const struct gw_config *cfg,
                       struct vg_err *err)
 {
@@ -130,6 +166,9 @@ int gw_app_start(struct gw_config *cfg, struct gw_app **out, struct vg_err *err)
 		goto fail;
 	}
 	hc.metrics = a->reg;
+	if (cfg->gateway_tls && (rc = tls_context(cfg, &a->tls, err)) != VG_OK)
+		goto fail;
+	sc.tls_ctx = a->tls;
 	if ((rc = gw_metrics_init(&a->g, a->reg, err)) != VG_OK ||
 	    (rc = vg_metrics_register_process(a->reg, err)) != VG_OK ||
 	    (rc = set_keys(&a->g, cfg, err)) != VG_OK ||
@@ -187,6 +226,7 @@ void gw_app_stop(struct gw_app *a)
 	gw_redis_free(a->g.redis);
 	vg_db_pool_free(a->g.db);
 	vg_metrics_free(a->reg);
+	SSL_CTX_free(a->tls);
 	OPENSSL_cleanse(&a->g, sizeof(a->g));
 	free(a);
 }

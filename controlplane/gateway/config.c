@@ -346,11 +346,12 @@ static int derive(struct gw_config *c, struct vg_err *err)
 			return vg_err_set(err, VG_NOMEM, "out of memory");
 		c->redis_port = (int)port;
 	}
-	if (c->gateway_tls)
-		return vg_err_set(err, VG_CONFIG,
-		                  "VIGIL_GATEWAY_TLS: TLS on the API port is "
-		                  "not supported by this version; terminate "
-		                  "TLS in front of the gateway");
+	if (c->gateway_tls && (!c->tls_cert_file || !*c->tls_cert_file ||
+	                       !c->tls_key_file || !*c->tls_key_file))
+		return vg_err_set(
+			err, VG_CONFIG,
+			"VIGIL_GATEWAY_TLS: needs VIGIL_TLS_CERT_FILE "
+			"and VIGIL_TLS_KEY_FILE");
 	if (c->redis_tls)
 		return vg_err_set(err, VG_CONFIG,
 		                  "VIGIL_REDIS_TLS: TLS to Redis is not "

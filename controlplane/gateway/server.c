@@ -23,11 +23,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -51,6 +54,7 @@ struct loop;
 
 struct conn {
 	int fd;
+	SSL *ssl; /* TLS, or NULL */
 	struct loop *lp;
 	enum conn_state state;
 	struct vg_buf in;
@@ -385,6 +389,12 @@ static void conn_close(struct conn *c)
 	struct loop *lp = c->lp;
 
 	epoll_ctl(lp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->ssl) {
+		/* close_notify, best effort: the socket is non-blocking */
+		if (SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -492,6 +502,51 @@ static void process(struct conn *c, int64_t now)
 	}
 }
 
+/* read(2), or SSL_read on a TLS connection: > 0 bytes, 0 at the end of
+ * the stream, -1 with errno (EAGAIN: the transport waits for the socket). */
+static ssize_t io_read(struct conn *c, void *buf, size_t n)
+{
+	int r, e;
+
+	if (!c->ssl)
+		return read(c->fd, buf, n);
+	ERR_clear_error();
+	r = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		/* a handshake message to send first: retry when writable */
+		if (e == SSL_ERROR_WANT_WRITE)
+			c->read_pending = 1;
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EPROTO;
+	return -1;
+}
+
+static ssize_t io_write(struct conn *c, const void *buf, size_t n)
+{
+	int r, e;
+
+	if (!c->ssl)
+		return send(c->fd, buf, n, MSG_NOSIGNAL);
+	ERR_clear_error();
+	r = SSL_write(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EPROTO;
+	return -1;
+}
+
 static int conn_read(struct conn *c)
 {
 	size_t max_in =
@@ -509,12 +564,14 @@ static int conn_read(struct conn *c)
 		room = max_in - c->in.len < 16384 ? max_in - c->in.len : 16384;
 		if (vg_buf_reserve(&c->in, room))
 			return -1;
-		n = read(c->fd, c->in.data + c->in.len, room);
+		n = io_read(c, c->in.data + c->in.len, room);
 		if (n > 0) {
 			c->in.len += (size_t)n;
 			c->in.data[c->in.len] = '\0';
-			if ((size_t)n < room)
-				return 0; /* drained: saves an EAGAIN read */
+			/* a short read drained the socket (saves an EAGAIN
+			 * read); TLS reads return a record at a time */
+			if ((size_t)n < room && !c->ssl)
+				return 0;
 			continue;
 		}
 		if (n == 0)
@@ -531,8 +588,8 @@ static int conn_read(struct conn *c)
 static int conn_write(struct conn *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off,
-		                 c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = io_write(c, c->out.data + c->out_off,
+		                     c->out.len - c->out_off);
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
@@ -662,8 +719,22 @@ static void accept_all(struct loop *lp, int64_t now)
 		if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns ||
 		    !(c = calloc(1, sizeof(*c)))) {
 			atomic_fetch_sub(&s->nconns, 1);
-			refuse_conn(fd);
+			if (s->cfg.tls_ctx)
+				close(fd); /* no plain text on a TLS port */
+			else
+				refuse_conn(fd);
 			continue;
+		}
+		if (s->cfg.tls_ctx) {
+			c->ssl = SSL_new(s->cfg.tls_ctx);
+			if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+				SSL_free(c->ssl);
+				free(c);
+				atomic_fetch_sub(&s->nconns, 1);
+				close(fd);
+				continue;
+			}
+			SSL_set_accept_state(c->ssl);
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->fd = fd;

@@ -36,6 +36,9 @@ struct srv_config {
 	                           default 10000 */
 	int idle_timeout_ms;    /* keep-alive idle; default 60000 */
 	int drain_timeout_ms;   /* shutdown: wait for requests; default 20000 */
+	/* an OpenSSL SSL_CTX to serve TLS with (borrowed; outlives the
+	 * server), or NULL for plain HTTP */
+	void *tls_ctx;
 };
 
 /* One request, valid for the handler call. */

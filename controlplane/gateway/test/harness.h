@@ -38,6 +38,8 @@
 #define BOOTSTRAP_KEY "test-bootstrap-admin-key-0123456789abcdef"
 
 struct h_env {
+	int tls;          /* the API port speaks TLS */
+	char cafile[320]; /* its certificate, to trust */
 	struct vg_ts_service pg, redis;
 	struct gw_config cfg;
 	struct gw_app *app;
@@ -320,8 +322,11 @@ H_UNUSED static long h_req_ex(int port, const char *method, const char *path,
 	memset(out, 0, sizeof(*out));
 	vg_buf_init(&out->body, 0);
 	vg_buf_init(&out->headers, 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s",
+	         H.tls && port == H.port ? "https" : "http", port, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (H.tls)
+		curl_easy_setopt(c, CURLOPT_CAINFO, H.cafile);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);

@@ -180,12 +180,12 @@ static void test_users_and_sessions(void **state)
 	assert_int_equal(login("nobody", "wrong password", NULL), 401);
 	{
 		double before = metric("vigil_active_sessions");
-		double fails = metric(
-			"vigil_auth_attempts_total{result=\"failure\"}");
+		double fails =
+			metric("vigil_auth_attempts_total{result=\"failure\"}");
 
 		assert_true(fails >= 2);
 		assert_int_equal(login("alice", "correct horse battery", tok),
-				 201);
+		                 201);
 		assert_true(metric("vigil_active_sessions") == before + 1);
 	}
 	assert_int_equal(strncmp(tok, "vgs_", 4), 0);
