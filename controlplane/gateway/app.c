@@ -221,7 +221,7 @@ void gw_app_stop(struct gw_app *a)
 	atomic_store(&a->g.draining, 1);
 	vg_info("gateway stopping: finishing requests in flight");
 	srv_free(a->srv);
-	gw_health_stop();
+	gw_health_stop(&a->g);
 	vg_httpd_free(a->probes);
 	gw_redis_free(a->g.redis);
 	vg_db_pool_free(a->g.db);

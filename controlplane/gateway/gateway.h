@@ -9,6 +9,7 @@
 #define GW_GATEWAY_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -137,8 +138,17 @@ struct gw_metrics {
 	struct vg_series *audit;    /* vigil_audit_log_entries_total */
 };
 
+/* The background checker's thread (health.c). */
+struct gw_health {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int stop, running;
+};
+
 struct gw {
 	struct gw_config *cfg;
+	struct gw_health health;
 	struct vg_db_pool *db; /* as vigil_app */
 	struct gw_redis *redis;
 	struct vg_metrics *reg;
@@ -383,7 +393,7 @@ json_t *gw_rows_json(const struct vg_db_res *r, const char *spec);
 /* Start and stop the background checker of PostgreSQL and Redis (feeds
  * /readyz) and of the emergency-stop and session gauges (health.c). */
 int gw_health_start(struct gw *g, struct vg_err *err);
-void gw_health_stop(void);
+void gw_health_stop(struct gw *g);
 /* Readiness now: 1, or 0 with the reason in `reason`. */
 int gw_ready(struct gw *g, char *reason, size_t size);
 

@@ -17,11 +17,6 @@
 #define CHECK_MS     1000
 #define GAUGES_EVERY 5
 
-static pthread_t th;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int stop, running;
-
 static void check_db(struct gw *g)
 {
 	struct vg_db_conn *c = NULL;
@@ -83,48 +78,60 @@ static void ensure_schema(struct gw *g)
 static void *health_main(void *arg)
 {
 	struct gw *g = arg;
+	struct gw_health *h = &g->health;
 	unsigned tick = 0;
 
-	pthread_mutex_lock(&mu);
-	while (!stop) {
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
 		struct timespec ts;
 
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&h->mu);
 		ensure_schema(g);
 		check_db(g);
 		check_redis(g);
 		if (tick++ % GAUGES_EVERY == 0)
 			refresh_gauges(g);
-		pthread_mutex_lock(&mu);
+		pthread_mutex_lock(&h->mu);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += CHECK_MS / 1000;
-		while (!stop &&
-		       pthread_cond_timedwait(&cond, &mu, &ts) != ETIMEDOUT)
+		while (!h->stop && pthread_cond_timedwait(&h->cond, &h->mu,
+		                                          &ts) != ETIMEDOUT)
 			;
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&h->mu);
 	return NULL;
 }
 
 int gw_health_start(struct gw *g, struct vg_err *err)
 {
-	stop = 0;
-	if (pthread_create(&th, NULL, health_main, g))
+	struct gw_health *h = &g->health;
+
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	h->stop = 0;
+	if (pthread_create(&h->th, NULL, health_main, g)) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cond);
 		return vg_err_sys(err, VG_IO, "health checker thread");
-	running = 1;
+	}
+	h->running = 1;
 	return VG_OK;
 }
 
-void gw_health_stop(void)
+void gw_health_stop(struct gw *g)
 {
-	if (!running)
+	struct gw_health *h = &g->health;
+
+	if (!h->running)
 		return;
-	pthread_mutex_lock(&mu);
-	stop = 1;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&mu);
-	pthread_join(th, NULL);
-	running = 0;
+	pthread_mutex_lock(&h->mu);
+	h->stop = 1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->th, NULL);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cond);
+	h->running = 0;
 }
 
 int gw_ready(struct gw *g, char *reason, size_t size)

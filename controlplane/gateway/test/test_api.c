@@ -876,6 +876,88 @@ static void test_request_path_role(void **state)
 	free(v);
 }
 
+/* Three replicas start together on an empty database: one migrates under
+ * the advisory lock, the others wait and find nothing to do; all become
+ * ready. */
+static void test_replicas_migrate_once(void **state)
+{
+	struct gw_config cfg[3];
+	struct gw_app *app[3] = {NULL, NULL, NULL};
+	struct vg_err err = {0};
+	char name[] = "test";
+	char *argv[] = {name, NULL};
+	char *v;
+	int ready = 0;
+
+	(void)state;
+	{
+		struct vg_db_opts o = {.max_conns = 1};
+		struct vg_db_pool *p = NULL;
+		struct vg_db_conn *c = NULL;
+		char ci[256];
+
+		o.conninfo = vg_ts_pg_conninfo(&H.pg, "postgres", "postgres",
+		                               ci, sizeof(ci));
+		assert_int_equal(vg_db_pool_new(&o, &p, &err), VG_OK);
+		assert_int_equal(vg_db_acquire(p, &c, &err), VG_OK);
+		assert_int_equal(vg_db_exec(c, "CREATE DATABASE replicas", 0,
+		                            NULL, NULL, &err),
+		                 VG_OK);
+		vg_db_release(c);
+		vg_db_pool_free(p);
+	}
+	setenv("VIGIL_DB_NAME", "replicas", 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(gw_config_load(&cfg[i], 1, argv, &err), VG_OK);
+	setenv("VIGIL_DB_NAME", "vigil", 1);
+	for (int i = 0; i < 3; i++)
+		if (gw_app_start(&cfg[i], &app[i], &err) != VG_OK)
+			fail_msg("replica %d: %s", i, err.msg);
+	for (int t = 0; t < 300 && ready < 3; t++) {
+		char why[128];
+
+		ready = 0;
+		for (int i = 0; i < 3; i++)
+			ready += gw_ready(gw_app_gw(app[i]), why, sizeof(why));
+		usleep(100 * 1000);
+	}
+	assert_int_equal(ready, 3);
+	for (int i = 0; i < 3; i++) {
+		gw_app_stop(app[i]);
+		gw_config_cleanup(&cfg[i]);
+	}
+	{
+		struct vg_db_opts o = {.max_conns = 1};
+		struct vg_db_pool *p = NULL;
+		struct vg_db_conn *c = NULL;
+		char ci[256];
+
+		o.conninfo = vg_ts_pg_conninfo(&H.pg, "postgres", "replicas",
+		                               ci, sizeof(ci));
+		assert_int_equal(vg_db_pool_new(&o, &p, &err), VG_OK);
+		assert_int_equal(vg_db_acquire(p, &c, &err), VG_OK);
+		assert_int_equal(
+			vg_db_query_value(
+				c,
+				"SELECT count(*) || ' ' || max(version)"
+				" FROM public.schema_migrations",
+				0, NULL, &v, &err),
+			VG_OK);
+		vg_db_release(c);
+		vg_db_pool_free(p);
+	}
+	{
+		size_t n;
+		char want[32];
+
+		vg_db_migrations(&n);
+		snprintf(want, sizeof(want), "%zu %d", n,
+		         vg_db_migrations(&n)[n - 1].version);
+		assert_string_equal(v, want);
+	}
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_request_path_role),
+		cmocka_unit_test(test_replicas_migrate_once),
 	};
 
 	return cmocka_run_group_tests(tests, h_setup_all, h_teardown_all);
