@@ -44,9 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SWEEP_MS   200
-#define MAX_EVENTS 128
-#define SLACK_IN   4096 /* room for the start of a pipelined request */
+#define SWEEP_MS       200
+#define MAX_EVENTS     128
+#define SLACK_IN       4096 /* room for the start of a pipelined request */
+#define OUT_HIGH_WATER (256u << 10)
 
 enum conn_state { C_READ, C_BUSY };
 
@@ -58,6 +59,7 @@ struct conn {
 	struct loop *lp;
 	enum conn_state state;
 	struct vg_buf in;
+	size_t in_off; /* bytes of `in` already answered */
 	struct vg_buf out;
 	size_t out_off;
 	int64_t deadline;  /* ms; 0: none */
@@ -307,7 +309,13 @@ static void finish_request(struct conn *c, size_t consumed)
 	queue_response(c);
 	if (s->ops.done)
 		s->ops.done(&c->req, &c->resp, now_s() - c->req.started, s->ud);
-	vg_buf_consume(&c->in, consumed);
+	/* consumed lazily: a memmove per pipelined request would make a
+	 * buffer full of tiny requests quadratic */
+	c->in_off += consumed;
+	if (c->in_off >= c->in.len) {
+		vg_buf_reset(&c->in);
+		c->in_off = 0;
+	}
 	req_reset(c);
 	c->started = 0;
 	c->continue_sent = 0;
@@ -325,7 +333,7 @@ static void reply_error(struct conn *c, int status, const char *msg)
 	srv_resp_error(&c->resp, status, status_code_name(status), msg,
 	               c->req.request_id);
 	c->close_after = 1;
-	finish_request(c, c->in.len);
+	finish_request(c, c->in.len - c->in_off);
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,7 +431,7 @@ static int prepare_request(struct conn *c, size_t head_len, size_t body_len)
 	c->req.query = strndup(h->query, h->query_len);
 	if (!c->req.path || !c->req.query)
 		return 503;
-	c->req.body = c->in.data + head_len;
+	c->req.body = c->in.data + c->in_off + head_len;
 	c->req.body_len = body_len;
 	return 0;
 }
@@ -434,20 +442,23 @@ static void process(struct conn *c, int64_t now)
 	struct srv *s = c->lp->s;
 
 	while (c->state == C_READ && !c->close_after) {
-		size_t need;
+		size_t need, avail = c->in.len - c->in_off;
 		int rc, refuse;
 
-		if (c->in.len == 0) {
+		if (avail == 0) {
 			c->deadline = now + s->cfg.idle_timeout_ms;
 			return;
 		}
+		/* responses the peer has not read yet: answer more later */
+		if (c->out.len > OUT_HIGH_WATER)
+			return;
 		if (!c->started) {
 			c->started = 1;
 			c->deadline = now + s->cfg.request_timeout_ms;
 			c->req.started = now_s();
 		}
-		rc = vg_http_parse(c->in.data, c->in.len, s->cfg.max_header,
-		                   &c->head);
+		rc = vg_http_parse(c->in.data + c->in_off, avail,
+		                   s->cfg.max_header, &c->head);
 		if (rc == VG_AGAIN)
 			return;
 		if (rc != VG_OK) {
@@ -469,7 +480,7 @@ static void process(struct conn *c, int64_t now)
 		       (size_t)(c->head.content_length > 0
 		                        ? c->head.content_length
 		                        : 0);
-		if (c->in.len < need) {
+		if (avail < need) {
 			if (c->head.expect_continue && !c->continue_sent) {
 				vg_buf_append_str(
 					&c->out,
@@ -553,6 +564,14 @@ static int conn_read(struct conn *c)
 		c->lp->s->cfg.max_header + c->lp->s->cfg.max_body + SLACK_IN;
 
 	c->read_pending = 0;
+	if (c->in_off) {
+		/* drop answered requests before reading more */
+		memmove(c->in.data, c->in.data + c->in_off,
+		        c->in.len - c->in_off);
+		c->in.len -= c->in_off;
+		c->in.data[c->in.len] = '\0';
+		c->in_off = 0;
+	}
 	for (;;) {
 		ssize_t n;
 		size_t room;
@@ -799,7 +818,7 @@ static void sweep(struct loop *lp, int64_t now)
 		next = c->next;
 		if (c->state == C_BUSY)
 			continue;
-		if (stopping && c->state == C_READ && c->in.len == 0) {
+		if (stopping && c->state == C_READ && c->in.len == c->in_off) {
 			conn_close(c); /* idle keep-alive connection */
 			continue;
 		}

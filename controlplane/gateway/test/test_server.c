@@ -178,6 +178,45 @@ static void test_pipelining_in_order(void **state)
 	srv_free(s);
 }
 
+/* Thousands of pipelined requests in one burst: answered in order, in
+ * linear time, with the peer reading slowly at first. */
+static void test_pipelining_burst(void **state)
+{
+	struct srv *s = start(0);
+	int fd = dial(srv_port(s)), closed;
+	struct vg_buf req;
+	const int n = 3000;
+	char *out, *last;
+	size_t off = 0;
+
+	(void)state;
+	vg_buf_init(&req, 0);
+	for (int i = 0; i < n; i++)
+		vg_buf_appendf(&req,
+		               "GET /inline?%d HTTP/1.1\r\nHost: x\r\n%s\r\n",
+		               i, i == n - 1 ? "Connection: close\r\n" : "");
+	/* the server answers while we are still sending */
+	while (off < req.len) {
+		ssize_t w =
+			send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+	usleep(200 * 1000);
+	out = slurp(fd, 3000, &closed);
+	assert_true(closed);
+	assert_int_equal(count(out, "HTTP/1.1 200 OK"), n);
+	last = strstr(out, "[2999]");
+	assert_non_null(last);
+	assert_true(strstr(out, "[0]") < strstr(out, "[1]"));
+	assert_true(strstr(out, "[1498]") < strstr(out, "[1499]"));
+	free(out);
+	vg_buf_cleanup(&req);
+	close(fd);
+	srv_free(s);
+}
+
 static void test_limits(void **state)
 {
 	struct srv *s = start(0);
@@ -418,6 +457,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keep_alive),
 		cmocka_unit_test(test_pipelining_in_order),
+		cmocka_unit_test(test_pipelining_burst),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_continue_head_http10),
