@@ -254,13 +254,14 @@ static void test_users_and_sessions(void **state)
 	h_expect(200, "GET", path, tok, NULL, &r);
 	h_resp_free(&r);
 
-	/* sliding expiry: the TTL is 3 s, renewed on each use */
-	for (int i = 0; i < 3; i++) {
+	/* sliding expiry: the TTL is 4 s, renewed on each use, so the
+	 * session outlives it while used every 1.5 s */
+	for (int i = 0; i < 4; i++) {
 		usleep(1500 * 1000);
 		h_expect(200, "GET", "/v1/whoami", tok, NULL, &r);
 		h_resp_free(&r);
 	}
-	usleep(3500 * 1000);
+	usleep(4500 * 1000);
 	h_expect(401, "GET", "/v1/whoami", tok, NULL, &r);
 	h_resp_free(&r);
 
@@ -387,11 +388,12 @@ static void test_api_keys(void **state)
 	         "\"expires_at\":\"2001-01-01T00:00:00Z\"}",
 	         &r);
 	h_resp_free(&r);
-	utc_in(2, when, sizeof(when));
+	/* whole seconds: the key lives 4 to 5 s */
+	utc_in(5, when, sizeof(when));
 	h_key(tid, "viewer", when, soon, NULL);
 	h_expect(200, "GET", "/v1/whoami", soon, NULL, &r);
 	h_resp_free(&r);
-	sleep(3);
+	sleep(6);
 	h_expect(401, "GET", "/v1/whoami", soon, NULL, &r);
 	h_resp_free(&r);
 
