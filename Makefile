@@ -65,6 +65,9 @@ TS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard lib/testsupport/*.c))
 .PHONY: all asan test test-unit demo demo-down deps cluster-up cluster-down \
         fuzz clean format check-format
 .DEFAULT_GOAL := all
+# objects of tests are built through pattern chains; keep them so an
+# unchanged tree rebuilds nothing
+.SECONDARY:
 
 all: $(DEPS_STAMP) $(LIBVIGIL) programs tests
 
