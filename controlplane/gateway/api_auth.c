@@ -75,7 +75,7 @@ void api_login(struct gw_rctx *rc)
 		gw_auth_limit_fail(rc, subject);
 		gw_auth_count(g, "failure");
 		gw_rlog(rc, VG_LOG_INFO, "login failed", "subject", subject,
-		        "peer", rc->req->peer, NULL);
+		        "client", rc->client, NULL);
 		gw_reply_error(rc, 401, "unauthenticated",
 		               "wrong subject or password");
 		return;

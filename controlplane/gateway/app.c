@@ -61,6 +61,9 @@ int gw_migrate(struct gw *g, struct vg_err *err)
 static int set_keys(struct gw *g, const struct gw_config *cfg,
                     struct vg_err *err)
 {
+	if (gw_proxies_parse(cfg->trusted_proxies, g->proxies, GW_MAX_PROXIES,
+	                     &g->nproxies, err) != VG_OK)
+		return err ? err->code : VG_CONFIG;
 	if (cfg->bootstrap_key) {
 		gw_sha256(cfg->bootstrap_key, strlen(cfg->bootstrap_key),
 		          g->bootstrap_hash);

@@ -29,7 +29,7 @@ int gw_audit(struct vg_db_conn *c, const struct gw_rctx *rc, const char *action,
 	char *d = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS)
 	                  : NULL;
 	const char *actor = rc->who.actor[0] ? rc->who.actor : "anonymous";
-	const char *peer = rc->req->peer[0] ? rc->req->peer : NULL;
+	const char *peer = rc->client[0] ? rc->client : NULL;
 	int r;
 
 	if (details && !d)

@@ -181,7 +181,7 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user)
 	int limited = -1, r;
 	char retry[32];
 
-	fail_key("ip", rc->req->peer, kip, sizeof(kip));
+	fail_key("ip", rc->client, kip, sizeof(kip));
 	fail_key("user", user ? user : "", kuser, sizeof(kuser));
 	r = gw_redis_cmd(g->redis, &rep, &err, "MGET", kip, kuser, NULL);
 	if (r != VG_OK) {
@@ -212,8 +212,8 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user)
 	srv_resp_header(rc->resp, "Retry-After", retry);
 	gw_reply_error(rc, 429, "rate_limited",
 	               "too many failed authentication attempts; retry later");
-	gw_rlog(rc, VG_LOG_WARN, "authentication rate limited", "peer",
-	        rc->req->peer, NULL);
+	gw_rlog(rc, VG_LOG_WARN, "authentication rate limited", "client",
+	        rc->client, NULL);
 	return -1;
 }
 
@@ -233,7 +233,7 @@ void gw_auth_limit_fail(struct gw_rctx *rc, const char *user)
 {
 	char key[96];
 
-	fail_key("ip", rc->req->peer, key, sizeof(key));
+	fail_key("ip", rc->client, key, sizeof(key));
 	fail_incr(rc->g, key);
 	if (user) {
 		fail_key("user", user, key, sizeof(key));
@@ -454,7 +454,7 @@ int gw_authenticate(struct gw_rctx *rc)
 	}
 	gw_auth_limit_fail(rc, NULL);
 	gw_auth_count(g, "failure");
-	gw_rlog(rc, VG_LOG_INFO, "authentication failed", "peer", rc->req->peer,
+	gw_rlog(rc, VG_LOG_INFO, "authentication failed", "client", rc->client,
 	        NULL);
 	unauthorized(rc, "invalid, expired or revoked credentials");
 	return -1;

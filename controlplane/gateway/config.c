@@ -127,6 +127,8 @@ static const struct setting settings[] = {
          1000000, "failed authentications per address or user per window"},
 	{"VIGIL_AUTH_FAIL_WINDOW", NULL, T_INT, OFF(auth_fail_window_s), "300",
          1, 86400, "that window, seconds"},
+	{"VIGIL_TRUSTED_PROXIES", NULL, T_STR, OFF(trusted_proxies), NULL, 0, 0,
+         "proxies (addresses, CIDRs) whose X-Forwarded-For names the client"},
 	{"VIGIL_ACCESS_LOG", NULL, T_BOOL, OFF(access_log), "true", 0, 1,
          "one log line per request"},
 };
@@ -356,6 +358,15 @@ static int derive(struct gw_config *c, struct vg_err *err)
 		return vg_err_set(err, VG_CONFIG,
 		                  "VIGIL_REDIS_TLS: TLS to Redis is not "
 		                  "supported by this version");
+	{
+		struct gw_cidr cidrs[GW_MAX_PROXIES];
+		size_t n;
+		int rc = gw_proxies_parse(c->trusted_proxies, cidrs,
+		                          GW_MAX_PROXIES, &n, err);
+
+		if (rc != VG_OK)
+			return rc;
+	}
 	if (c->bootstrap_key && strlen(c->bootstrap_key) < 32)
 		return vg_err_set(err, VG_CONFIG,
 		                  "VIGIL_BOOTSTRAP_ADMIN_KEY: at least 32 "

@@ -46,6 +46,7 @@ struct gw_config {
 	int session_ttl_s, session_max_s;
 	int auth_fail_limit, auth_fail_window_s;
 	int access_log;
+	char *trusted_proxies;
 	int show_version, show_help;
 };
 
@@ -138,6 +139,19 @@ struct gw_metrics {
 	struct vg_series *audit;    /* vigil_audit_log_entries_total */
 };
 
+/* An address range (clientaddr.c). */
+struct gw_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int bits;
+};
+
+#define GW_MAX_PROXIES 32
+
+/* Parse a list of addresses and CIDRs separated by commas or spaces. */
+int gw_proxies_parse(const char *list, struct gw_cidr *out, size_t max,
+                     size_t *n, struct vg_err *err);
+
 /* The background checker's thread (health.c). */
 struct gw_health {
 	pthread_t th;
@@ -156,6 +170,8 @@ struct gw {
 	unsigned char bootstrap_hash[32];
 	int has_bootstrap;
 	unsigned char session_key[32];
+	struct gw_cidr proxies[GW_MAX_PROXIES]; /* VIGIL_TRUSTED_PROXIES */
+	size_t nproxies;
 	atomic_int db_ok, redis_ok; /* from the health checker */
 	atomic_int schema_ok;       /* migrations done (or found done) */
 	atomic_int draining;        /* shutting down: not ready */
@@ -233,7 +249,8 @@ struct gw_rctx {
 	char tenant_buf[72];
 	enum gw_role role;              /* role the request runs with */
 	char params[GW_MAX_PARAMS][72]; /* {tid} is params[0] when present */
-	json_t *body;                   /* the validated body, or NULL */
+	char client[64]; /* client address, behind trusted proxies */
+	json_t *body;    /* the validated body, or NULL */
 };
 
 typedef void (*gw_handler)(struct gw_rctx *rc);
@@ -262,6 +279,11 @@ struct gw_route {
 
 /* The route table; borrowed, static, ends with a NULL method. */
 const struct gw_route *gw_routes(size_t *n);
+
+/* The client's address: the peer, or from X-Forwarded-For when the peer
+ * is a trusted proxy (clientaddr.c). */
+void gw_client_addr(const struct gw *g, const struct srv_req *req, char *out,
+                    size_t size);
 
 /* Server callbacks: route, authenticate, authorise, validate, handle. */
 void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud);

@@ -483,6 +483,7 @@ void gw_handle(struct srv_req *req, struct srv_resp *resp, void *ud)
 	rc->g = ud;
 	rc->req = req;
 	rc->resp = resp;
+	gw_client_addr(rc->g, req, rc->client, sizeof(rc->client));
 	rc->role = ROLE_NONE;
 	rc->route = find_route(req, rc->params, &known);
 	if (!rc->route) {

@@ -187,6 +187,7 @@ H_UNUSED static void h_env_setup(void)
 	setenv("VIGIL_SESSION_KEY", "test-session-key", 1);
 	setenv("VIGIL_ACCESS_LOG", "false", 1);
 	setenv("VIGIL_SESSION_TTL", "4", 1);
+	setenv("VIGIL_TRUSTED_PROXIES", "127.0.0.1/32", 1);
 	setenv("VIGIL_AUTH_FAIL_LIMIT", "5", 1);
 	setenv("VIGIL_AUTH_FAIL_WINDOW", "60", 1);
 	setenv("VIGIL_GATEWAY_LOOPS", "2", 1);

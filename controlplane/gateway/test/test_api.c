@@ -333,6 +333,53 @@ static void test_auth_rate_limit(void **state)
 	h_resp_free(&r);
 }
 
+/* Behind a trusted proxy (127.0.0.1 here) the limit and the audit log
+ * see the client named by X-Forwarded-For. */
+static void test_forwarded_client(void **state)
+{
+	struct h_resp r;
+	char tid[37], path[128];
+
+	(void)state;
+	h_clear_auth_failures();
+	for (int i = 0; i < 5; i++) {
+		h_req_ex(H.port, "GET", "/v1/whoami", "vgk_00000000_guess",
+		         NULL, 0, NULL, "X-Forwarded-For: 203.0.113.9", &r);
+		assert_int_equal(r.status, 401);
+		h_resp_free(&r);
+	}
+	h_req_ex(H.port, "GET", "/v1/whoami", BOOTSTRAP_KEY, NULL, 0, NULL,
+	         "X-Forwarded-For: 198.51.100.1, 203.0.113.9", &r);
+	assert_int_equal(r.status, 429);
+	h_resp_free(&r);
+	/* other clients behind the same proxy are not locked out */
+	h_req_ex(H.port, "GET", "/v1/whoami", BOOTSTRAP_KEY, NULL, 0, NULL,
+	         "X-Forwarded-For: 203.0.113.10", &r);
+	assert_int_equal(r.status, 200);
+	h_resp_free(&r);
+	h_expect(200, "GET", "/v1/whoami", BOOTSTRAP_KEY, NULL, &r);
+	h_resp_free(&r);
+
+	h_tenant("forwarded", tid);
+	snprintf(path, sizeof(path), "/v1/tenants/%s/users", tid);
+	{
+		const char *body =
+			"{\"subject\":\"frank\",\"role\":\"viewer\"}";
+
+		h_req_ex(H.port, "POST", path, BOOTSTRAP_KEY, body,
+		         strlen(body), NULL, "X-Forwarded-For: 198.51.100.4",
+		         &r);
+	}
+	assert_int_equal(r.status, 201);
+	h_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/audit?tenant=%s", tid);
+	h_expect(200, "GET", path, BOOTSTRAP_KEY, NULL, &r);
+	assert_string_equal(vg_json_get_str(r.json, "items[0].source_ip", ""),
+	                    "198.51.100.4");
+	h_resp_free(&r);
+	h_clear_auth_failures();
+}
+
 /* ------------------------------------------------------------------ */
 /* API keys                                                             */
 /* ------------------------------------------------------------------ */
@@ -968,6 +1015,7 @@ int main(void)
 		cmocka_unit_test(test_tenants),
 		cmocka_unit_test(test_users_and_sessions),
 		cmocka_unit_test(test_auth_rate_limit),
+		cmocka_unit_test(test_forwarded_client),
 		cmocka_unit_test(test_api_keys),
 		cmocka_unit_test(test_cross_tenant),
 		cmocka_unit_test(test_emergency_stop),

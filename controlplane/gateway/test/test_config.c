@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "vigil/http_parse.h"
 
 static const char *const vars[] = {
 	"VIGIL_CONFIG_FILE",
@@ -107,6 +108,10 @@ static void test_refused(void **state)
 		{"VIGIL_GATEWAY_TLS", "true"},
 		{"VIGIL_REDIS_ADDR", "nohost"},
 		{"VIGIL_BOOTSTRAP_ADMIN_KEY", "short"},
+		{"VIGIL_TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"VIGIL_TRUSTED_PROXIES", "10.0.0.0/"},
+		{"VIGIL_TRUSTED_PROXIES", "proxy.local"},
+		{"VIGIL_TRUSTED_PROXIES", "::1/129"},
 	};
 	const char *argv[] = {"gw"};
 
@@ -169,6 +174,58 @@ static void test_key_file_and_conninfo(void **state)
 	unlink(file);
 }
 
+/* The client behind trusted proxies, read from X-Forwarded-For. */
+static const char *client(const struct gw *g, const char *peer, const char *xff)
+{
+	static char out[64];
+	char raw[512];
+	struct vg_http_head h;
+	struct srv_req req = {0};
+
+	snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+	         xff ? "X-Forwarded-For: " : "", xff ? xff : "",
+	         xff ? "\r\n" : "");
+	assert_int_equal(vg_http_parse(raw, strlen(raw), 4096, &h), VG_OK);
+	req.head = &h;
+	snprintf(req.peer, sizeof(req.peer), "%s", peer);
+	gw_client_addr(g, &req, out, sizeof(out));
+	return out;
+}
+
+static void test_client_address(void **state)
+{
+	struct gw g;
+	struct vg_err err = {0};
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	/* no trusted proxy: the header is the client's to forge */
+	assert_string_equal(client(&g, "127.0.0.1", "203.0.113.7"),
+	                    "127.0.0.1");
+	assert_int_equal(gw_proxies_parse("127.0.0.1, 10.0.0.0/8 ::1/128 "
+	                                  "fd00::/8",
+	                                  g.proxies, GW_MAX_PROXIES,
+	                                  &g.nproxies, &err),
+	                 VG_OK);
+	assert_int_equal(g.nproxies, 4);
+	assert_string_equal(client(&g, "127.0.0.1", "203.0.113.7"),
+	                    "203.0.113.7");
+	/* from the right: trusted hops skipped, the client's own claims
+	 * further left ignored */
+	assert_string_equal(
+		client(&g, "127.0.0.1", "198.51.100.1, 203.0.113.7, 10.1.2.3"),
+		"203.0.113.7");
+	assert_string_equal(client(&g, "127.0.0.1", "10.0.0.1"), "10.0.0.1");
+	assert_string_equal(client(&g, "::1", "2001:db8::1, fd00::2"),
+	                    "2001:db8::1");
+	assert_string_equal(client(&g, "127.0.0.1", "not-an-ip"), "127.0.0.1");
+	assert_string_equal(client(&g, "127.0.0.1", NULL), "127.0.0.1");
+	/* a peer that is no proxy is the client, whatever it says */
+	assert_string_equal(client(&g, "192.0.2.5", "203.0.113.7"),
+	                    "192.0.2.5");
+	assert_string_equal(client(&g, "11.0.0.1", "203.0.113.7"), "11.0.0.1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +233,7 @@ int main(void)
 		cmocka_unit_test_setup(test_precedence, clean),
 		cmocka_unit_test_setup(test_refused, clean),
 		cmocka_unit_test_setup(test_key_file_and_conninfo, clean),
+		cmocka_unit_test(test_client_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
