@@ -145,6 +145,19 @@ wait_for 10 "service recreated" k get service vigil-brain
 wait_for 10 "tenant quota recreated" kubectl -n tenant-acme get resourcequota vigil-quota
 check "deleted children recreated (Service, ResourceQuota)"
 
+echo "== a fixed count handed to an autoscaler keeps its replicas"
+k patch platform vigil --type=merge -p '{"spec":{"worker":{"replicas":{"min":4,"max":4}}}}' >/dev/null
+wait_for 30 "worker fixed at 4" is_equal 4 k get deploy vigil-worker -o 'jsonpath={.spec.replicas}'
+wait_for 30 "worker HPA removed" gone -n "$NS" get hpa vigil-worker
+k patch platform vigil --type=merge -p '{"spec":{"worker":{"replicas":{"min":3,"max":20}}}}' >/dev/null
+wait_for 30 "worker HPA back" k get hpa vigil-worker
+sleep 3
+[ "$(k get deploy vigil-worker -o jsonpath='{.spec.replicas}')" = 4 ] ||
+	fail "replicas reset when the autoscaler took over: $(k get deploy vigil-worker -o jsonpath='{.spec.replicas}')"
+k get deploy vigil-worker --show-managed-fields -o jsonpath='{.metadata.managedFields[*].manager}' |
+	grep -q vigil-operator-handover || fail "no handover field manager on spec.replicas"
+check "fixed count -> HPA: replicas stay at 4, co-owned by the handover manager"
+
 echo "== the autoscaler owns replicas"
 k scale deployment vigil-worker --replicas=5 >/dev/null
 sleep 6

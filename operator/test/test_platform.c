@@ -1,8 +1,7 @@
 /*
  * test_platform.c - the Platform's desired children, generated Secrets,
- * required Secrets and status, computed without a cluster; and the
- * replica handover written through the controller, against a fake API
- * server on a loopback port.
+ * required Secrets and status, computed without a cluster. The replica
+ * handover is exercised against the real API server in e2e/test_operator.sh.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manager.h"
 #include "platform.h"
-#include "vigil/httpd.h"
 #include "vigil/json.h"
 #include "vigil/kube.h"
 #include "vigil/yaml.h"
@@ -414,137 +411,6 @@ static void test_replicas_handover(void **state)
 		must(scaled, "Deployment", "acme-brain"), NULL, NULL));
 	json_decref(hpa);
 	json_decref(live);
-	json_decref(fixed);
-	json_decref(scaled);
-	json_decref(p);
-}
-
-/* ------------------------------------------------------------------ */
-/* The handover is a write like any other: leader only, counted         */
-/* ------------------------------------------------------------------ */
-
-/* What a fake API server saw of the one request it serves. */
-struct seen_patch {
-	int calls;
-	char path[256], query[256], content_type[128];
-	json_t *body;
-};
-
-static void on_patch(const struct vg_http_request *req,
-		     struct vg_http_response *resp, void *data)
-{
-	struct seen_patch *seen = data;
-	const char *ct = vg_http_request_header(req, "Content-Type");
-
-	seen->calls++;
-	snprintf(seen->path, sizeof(seen->path), "%s", req->path);
-	snprintf(seen->query, sizeof(seen->query), "%s", req->query);
-	snprintf(seen->content_type, sizeof(seen->content_type), "%s",
-		 ct ? ct : "");
-	json_decref(seen->body);
-	seen->body = json_loadb(req->body, req->body_len, 0, NULL);
-	resp->content_type = "application/json";
-	vg_buf_append(&resp->body, req->body, req->body_len);
-}
-
-static int leading;
-
-static int is_leader(void *ctx)
-{
-	(void)ctx;
-	return leading;
-}
-
-static void test_handover_goes_through_the_controller(void **state)
-{
-	(void)state;
-	struct vg_httpd_config hc = {.addr = "127.0.0.1:0"};
-	struct seen_patch seen = {0};
-	struct vg_kube_config kc;
-	struct vg_kube_client *client = NULL;
-	struct vg_httpd *api = NULL;
-	/* its own registry: the manager's collector must not outlive it */
-	struct vg_metrics *reg = vg_metrics_new();
-	struct manager *m;
-	struct vg_err err;
-	struct rec rc = {.def = &platform_controller,
-			 .key = "sec/acme",
-			 .ns = "sec",
-			 .name = "acme",
-			 .id = "test"};
-	json_t *p = platform_new(), *fixed, *scaled, *body;
-	char server[64];
-
-	set(p, "spec.worker.replicas", "{\"min\": 4, \"max\": 4}");
-	fixed = desired(p);
-	set(p, "spec.worker.replicas", "{\"min\": 3, \"max\": 20}");
-	scaled = desired(p);
-	body = platform_replicas_handover(
-		must(scaled, "Deployment", "acme-worker"),
-		must(fixed, "Deployment", "acme-worker"), NULL);
-	assert_non_null(body);
-
-	vg_err_clear(&err);
-	assert_int_equal(vg_httpd_new(&hc, &api, &err), VG_OK);
-	assert_int_equal(vg_httpd_route(api, "PATCH",
-					"/apis/apps/v1/namespaces/sec/"
-					"deployments/acme-worker",
-					on_patch, &seen),
-			 VG_OK);
-	assert_int_equal(vg_httpd_start(api, &err), VG_OK);
-	snprintf(server, sizeof(server), "http://127.0.0.1:%d",
-		 vg_httpd_port(api));
-	vg_kube_config_init(&kc);
-	kc.server = strdup(server);
-	assert_non_null(kc.server);
-	assert_int_equal(vg_kube_client_new(&kc, NULL, &client, &err), VG_OK);
-	assert_non_null(reg);
-	m = manager_new(&(struct manager_opts){.client = client,
-					       .metrics = reg,
-					       .is_leader = is_leader});
-	assert_non_null(m);
-	rc.m = m;
-	rc.obj = p;
-
-	/* not the leader: refused before anything reaches the server */
-	leading = 0;
-	assert_int_equal(ctl_apply_as(&rc, &vg_kube_deployments, body,
-				      PLATFORM_HANDOVER_MANAGER),
-			 VG_FORBIDDEN);
-	assert_int_equal(seen.calls, 0);
-	assert_int_equal(rc.writes, 0);
-
-	/* the leader: one counted server-side apply, the body as it is,
-	 * under the second manager and without force */
-	leading = 1;
-	vg_err_clear(&rc.err);
-	assert_int_equal(ctl_apply_as(&rc, &vg_kube_deployments, body,
-				      PLATFORM_HANDOVER_MANAGER),
-			 VG_OK);
-	assert_int_equal(seen.calls, 1);
-	assert_int_equal(rc.writes, 1);
-	assert_string_equal(seen.path,
-			    "/apis/apps/v1/namespaces/sec/deployments/"
-			    "acme-worker");
-	assert_string_equal(seen.query,
-			    "fieldManager=" PLATFORM_HANDOVER_MANAGER);
-	assert_string_equal(seen.content_type, "application/apply-patch+yaml");
-	assert_non_null(seen.body);
-	assert_true(json_equal(seen.body, body));
-
-	/* no field manager: nothing written */
-	assert_int_equal(ctl_apply_as(&rc, &vg_kube_deployments, body, NULL),
-			 VG_INVAL);
-	assert_int_equal(seen.calls, 1);
-	assert_int_equal(rc.writes, 1);
-
-	manager_free(m);
-	vg_metrics_free(reg);
-	vg_kube_client_free(client);
-	vg_kube_config_cleanup(&kc);
-	vg_httpd_free(api);
-	json_decref(seen.body);
-	json_decref(body);
 	json_decref(fixed);
 	json_decref(scaled);
 	json_decref(p);
@@ -1705,7 +1571,6 @@ int main(void)
 		cmocka_unit_test(test_c_defaults_equal_schema_defaults),
 		cmocka_unit_test(test_hpa_managed_deployments_carry_no_replicas),
 		cmocka_unit_test(test_replicas_handover),
-		cmocka_unit_test(test_handover_goes_through_the_controller),
 		cmocka_unit_test(test_pdbs),
 		cmocka_unit_test(test_every_pod_is_restricted),
 		cmocka_unit_test(test_component_pods),
