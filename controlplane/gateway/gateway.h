@@ -275,6 +275,8 @@ struct gw_route {
 	const struct vg_json_field *body; /* NULL: no body accepted */
 	gw_handler fn;
 	unsigned flags;
+	int ok_status; /* success status when not the method's usual one
+	                  (POST 201, DELETE 204, others 200); for OpenAPI */
 };
 
 /* The route table; borrowed, static, ends with a NULL method. */
@@ -364,6 +366,7 @@ void gw_audit_committed(struct gw *g, int n);
 /* ------------------------------------------------------------------ */
 
 void api_healthz(struct gw_rctx *rc);
+void api_openapi(struct gw_rctx *rc);
 void api_readyz(struct gw_rctx *rc);
 void api_login(struct gw_rctx *rc);
 void api_logout(struct gw_rctx *rc);

@@ -22,54 +22,56 @@
  */
 static const struct gw_route routes[] = {
 	{"GET", "/healthz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_healthz,
-         ROUTE_INLINE},
+         ROUTE_INLINE, 0},
 	{"GET", "/readyz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_readyz,
-         ROUTE_INLINE},
+         ROUTE_INLINE, 0},
+	{"GET", "/v1/openapi.json", PERM_PUBLIC, SCOPE_PLATFORM, NULL,
+         api_openapi, ROUTE_INLINE, 0},
 
 	{"POST", "/v1/auth/login", PERM_PUBLIC, SCOPE_PLATFORM, api_login_body,
-         api_login, 0},
+         api_login, 0, 0},
 	{"POST", "/v1/auth/logout", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-         api_logout, 0},
+         api_logout, 0, 204},
 	{"GET", "/v1/whoami", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-         api_whoami, 0},
+         api_whoami, 0, 0},
 
 	{"GET", "/v1/tenants", PERM_TENANTS_LIST, SCOPE_PLATFORM, NULL,
-         api_tenants_list, 0},
+         api_tenants_list, 0, 0},
 	{"POST", "/v1/tenants", PERM_TENANTS_CREATE, SCOPE_PLATFORM,
-         api_tenant_body, api_tenants_create, 0},
+         api_tenant_body, api_tenants_create, 0, 0},
 	{"GET", "/v1/tenants/{tid}", PERM_TENANTS_GET, SCOPE_PATH_TENANT, NULL,
-         api_tenants_get, 0},
+         api_tenants_get, 0, 0},
 
 	{"GET", "/v1/tenants/{tid}/users", PERM_USERS_LIST, SCOPE_PATH_TENANT,
-         NULL, api_users_list, 0},
+         NULL, api_users_list, 0, 0},
 	{"POST", "/v1/tenants/{tid}/users", PERM_USERS_MANAGE,
-         SCOPE_PATH_TENANT, api_user_body, api_users_create, 0},
+         SCOPE_PATH_TENANT, api_user_body, api_users_create, 0, 0},
 	{"DELETE", "/v1/tenants/{tid}/users/{id}", PERM_USERS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_users_delete, 0},
+         SCOPE_PATH_TENANT, NULL, api_users_delete, 0, 0},
 
 	{"GET", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_LIST,
-         SCOPE_PATH_TENANT, NULL, api_bindings_list, 0},
+         SCOPE_PATH_TENANT, NULL, api_bindings_list, 0, 0},
 	{"POST", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_MANAGE,
-         SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0},
+         SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0, 0},
 	{"DELETE", "/v1/tenants/{tid}/role-bindings/{id}", PERM_BINDINGS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0},
+         SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0, 0},
 
 	{"GET", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_LIST,
-         SCOPE_PATH_TENANT, NULL, api_keys_list, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_list, 0, 0},
 	{"POST", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_MANAGE,
-         SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0},
+         SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0, 0},
 	{"DELETE", "/v1/tenants/{tid}/api-keys/{id}", PERM_APIKEYS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0, 0},
 
 	{"GET", "/v1/emergency-stop", PERM_ESTOP_READ, SCOPE_PLATFORM, NULL,
-         api_estop_get, 0},
+         api_estop_get, 0, 0},
 	{"PUT", "/v1/emergency-stop", PERM_ESTOP_WRITE, SCOPE_PLATFORM,
-         api_estop_body, api_estop_put, 0},
+         api_estop_body, api_estop_put, 0, 0},
 
 	{"GET", "/v1/audit", PERM_AUDIT_READ, SCOPE_QUERY_TENANT, NULL,
-         api_audit_list, 0},
+         api_audit_list, 0, 0},
 	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT, NULL,
-         api_audit_verify, 0},
+         api_audit_verify, 0, 0},
 
 	/*
          * Next milestones, with their permissions already in rbac.c:
@@ -82,7 +84,7 @@ static const struct gw_route routes[] = {
          *   GET      /v1/tenants/{tid}/reports[/{id}]   reports:read
          *   GET      /v1/events (WebSocket upgrade)     events:subscribe
          */
-	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0},
+	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0},
 };
 
 const struct gw_route *gw_routes(size_t *n)

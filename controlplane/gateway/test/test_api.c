@@ -888,6 +888,70 @@ static void test_metrics(void **state)
 	h_resp_free(&r);
 }
 
+/* The OpenAPI document describes exactly the route table. */
+static void test_openapi(void **state)
+{
+	struct h_resp r;
+	size_t n;
+	const struct gw_route *routes = gw_routes(&n);
+	json_t *paths, *item;
+	const char *path;
+	size_t ops = 0;
+
+	(void)state;
+	h_expect(200, "GET", "/v1/openapi.json", NULL, NULL, &r);
+	assert_string_equal(vg_json_get_str(r.json, "openapi", ""), "3.0.3");
+	paths = vg_json_get_object(r.json, "paths");
+	assert_non_null(paths);
+	for (size_t i = 0; i < n; i++) {
+		char m[16], p[200];
+		json_t *op;
+		size_t k;
+
+		for (k = 0; routes[i].method[k]; k++)
+			m[k] = (char)(routes[i].method[k] - 'A' + 'a');
+		m[k] = '\0';
+		op = json_object_get(json_object_get(paths, routes[i].pattern),
+		                     m);
+		if (!op)
+			fail_msg("no %s %s in the document", m,
+			         routes[i].pattern);
+		assert_string_equal(
+			vg_json_get_str(op, "x-vigil-permission", ""),
+			gw_perm_name(routes[i].perm));
+		snprintf(p, sizeof(p),
+		         "requestBody.content[\"application/json\"].schema");
+		if (routes[i].body) {
+			json_t *schema = vg_json_get(op, p);
+			size_t fields = 0;
+
+			assert_non_null(schema);
+			assert_true(json_is_false(json_object_get(
+				schema, "additionalProperties")));
+			for (const struct vg_json_field *f = routes[i].body;
+			     f->name; f++, fields++)
+				assert_non_null(json_object_get(
+					json_object_get(schema, "properties"),
+					f->name));
+			assert_int_equal(json_object_size(json_object_get(
+						 schema, "properties")),
+			                 fields);
+		} else {
+			assert_null(vg_json_get(op, "requestBody"));
+		}
+	}
+	json_object_foreach(paths, path, item) ops += json_object_size(item);
+	assert_int_equal(ops, n);
+	assert_string_equal(
+		vg_json_get_str(r.json,
+	                        "paths[\"/v1/tenants/{tid}/api-keys\"].post."
+	                        "requestBody.content[\"application/json\"]."
+	                        "schema.properties.role.enum[3]",
+	                        ""),
+		"agent");
+	h_resp_free(&r);
+}
+
 /* Without its own login the request path is the owner's login switched
  * to vigil_app for the whole session: no BYPASSRLS, owns nothing. */
 static void test_request_path_role(void **state)
@@ -1024,6 +1088,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_requests),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_openapi),
 		cmocka_unit_test(test_request_path_role),
 		cmocka_unit_test(test_replicas_migrate_once),
 	};

@@ -15,6 +15,7 @@ static const struct {
 } expected[] = {
 	{"GET /healthz", ""},
 	{"GET /readyz", ""},
+	{"GET /v1/openapi.json", ""},
 	{"POST /v1/auth/login", ""},
 	{"POST /v1/auth/logout", "*"},
 	{"GET /v1/whoami", "*"},
