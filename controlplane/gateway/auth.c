@@ -25,7 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* argon2id: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane), ~30
+/* argon2id: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane), 30-50
  * ms on one core here; handler threads bound how many run at once */
 #define ARGON2_T     2
 #define ARGON2_M_KIB 19456
