@@ -298,14 +298,15 @@ static int controlled_by(const json_t *obj, const json_t *owner)
 
 int ctl_prune(struct rec *rc, const struct vg_kube_resource *r)
 {
-	json_t *all = ctl_list_cached(rc->m, r), *obj;
+	struct watched_kind *k = manager_kind(rc->m, r);
+	json_t *all, *obj;
 	int first = VG_OK;
 	size_t i;
 
-	if (!all || !rc->obj) {
-		json_decref(all);
+	if (!k || !k->inf || !rc->obj)
 		return VG_OK;
-	}
+	/* only rc->obj's children are decoded from the cache */
+	all = informer_list_controlled_by(k->inf, md_str(rc->obj, "uid"));
 	json_array_foreach(all, i, obj)
 	{
 		const char *name = md_str(obj, "name");
@@ -506,11 +507,12 @@ int ctl_remove_finalizer(struct rec *rc, const char *finalizer)
 	return set_finalizers(rc, fins);
 }
 
+/* An Event this process created, by uid|type|reason|message. Sized to
+ * its name: thousands are kept (EVENT_DEDUP_MAX), one per new child. */
 struct event_seen {
-	char ns[128];
-	char name[256];
 	long count;
 	time_t last;
+	char name[]; /* of the Event object */
 };
 
 void ctl_event(struct rec *rc, const char *type, const char *reason,
@@ -559,20 +561,16 @@ void ctl_event(struct rec *rc, const char *type, const char *reason,
 		vg_strmap_cleanup(&m->events);
 		vg_strmap_init(&m->events, free);
 	}
-	seen = calloc(1, sizeof(*seen));
+	snprintf(ename, sizeof(ename), "%s.%lx%lx", md_str(rc->obj, "name"),
+		 (unsigned long)t,
+		 (unsigned long)atomic_fetch_add(&m->reconcile_seq, 1));
+	seen = malloc(sizeof(*seen) + strlen(ename) + 1);
 	if (seen) {
-		snprintf(seen->ns, sizeof(seen->ns), "%s", ns);
-		snprintf(seen->name, sizeof(seen->name), "%s.%lx%lx",
-			 md_str(rc->obj, "name"), (unsigned long)t,
-			 (unsigned long)atomic_fetch_add(&m->reconcile_seq, 1));
 		seen->count = 1;
 		seen->last = t;
-		snprintf(ename, sizeof(ename), "%s", seen->name);
+		memcpy(seen->name, ename, strlen(ename) + 1);
 		if (vg_strmap_put(&m->events, key, seen) != VG_OK)
 			free(seen);
-	} else {
-		snprintf(ename, sizeof(ename), "%s.%lx", md_str(rc->obj, "name"),
-			 (unsigned long)t);
 	}
 	pthread_mutex_unlock(&m->events_mu);
 

@@ -11,6 +11,11 @@
  *
  * The informer runs its own thread. Handlers run on that thread, outside
  * the cache lock, so they may read the cache.
+ *
+ * The cache holds each object compressed (see informer.c); informer_get()
+ * and informer_list() decode a tree of the caller's own, so changing it
+ * never changes the cache. Dropped from cached objects: managedFields and
+ * the kubectl.kubernetes.io/last-applied-configuration annotation.
  */
 #ifndef VIGIL_OPERATOR_INFORMER_H
 #define VIGIL_OPERATOR_INFORMER_H
@@ -70,6 +75,9 @@ int informer_wait_synced(struct informer *inf, int timeout_ms);
 json_t *informer_get(struct informer *inf, const char *key);
 /* Every cached object as a new JSON array (new references). */
 json_t *informer_list(struct informer *inf);
+/* The cached objects whose controlling owner reference (controller: true)
+ * has uid `uid`, as a new JSON array; without scanning the others' JSON. */
+json_t *informer_list_controlled_by(struct informer *inf, const char *uid);
 
 void informer_stats(struct informer *inf, struct informer_stats *out);
 
