@@ -14,6 +14,7 @@
 #include "vigil/buf.h"
 #include "vigil/log.h"
 #include "vigil/strmap.h"
+#include "vigil/timeutil.h"
 
 #define DEFAULT_MAX_CONNS 10
 #define DEFAULT_CONNECT_TIMEOUT_S 5
@@ -48,14 +49,6 @@ struct vg_db_pool {
 struct vg_db_res {
 	PGresult *pg;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- errors ---------------------------------------------------------- */
 
@@ -325,7 +318,7 @@ int vg_db_pool_new(const struct vg_db_opts *o, struct vg_db_pool **out,
 			vg_warn("database not reachable yet", "err", cerr.msg);
 			break;
 		}
-		p->slots[i].idle_since = now_ms();
+		p->slots[i].idle_since = vg_mono_ms();
 	}
 	*out = p;
 	p = NULL;
@@ -406,10 +399,10 @@ static void put_slot(struct vg_db_pool *p, struct vg_db_conn *c, int broken)
 	pthread_mutex_lock(&p->mu);
 	if (broken) {
 		p->broken++;
-		p->broken_at = now_ms();
+		p->broken_at = vg_mono_ms();
 	}
 	c->in_use = 0;
-	c->idle_since = now_ms();
+	c->idle_since = vg_mono_ms();
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -446,12 +439,12 @@ int vg_db_acquire(struct vg_db_pool *p, struct vg_db_conn **out,
 
 	if (c->pg && (PQstatus(c->pg) != CONNECTION_OK ||
 		      idle_since <= broken_at ||
-		      now_ms() - idle_since >= p->health_ms) &&
+		      vg_mono_ms() - idle_since >= p->health_ms) &&
 	    !healthy(c->pg)) {
 		slot_close(c);
 		pthread_mutex_lock(&p->mu);
 		p->broken++;
-		p->broken_at = now_ms();
+		p->broken_at = vg_mono_ms();
 		pthread_mutex_unlock(&p->mu);
 	}
 	if (!c->pg) {

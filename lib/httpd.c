@@ -12,6 +12,7 @@
 #include "vigil/httpd.h"
 
 #include "vigil/log.h"
+#include "vigil/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,14 +115,6 @@ static const char *reason_phrase(int status)
 		if (status_reasons[i].status == status)
 			return status_reasons[i].reason;
 	return status < 400 ? "OK" : "Error";
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* RFC 9110 tchar */
@@ -757,7 +750,7 @@ static void *loop(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		int64_t now = now_ms(), next = now + 1000;
+		int64_t now = vg_mono_ms(), next = now + 1000;
 		int listening = now >= accept_resume;
 		size_t i;
 		int n;
@@ -790,7 +783,7 @@ static void *loop(void *arg)
 		}
 		if (n > 0 && pfd[0].revents)
 			break;
-		now = now_ms();
+		now = vg_mono_ms();
 		for (i = 0; i < h->nconns; i++) {
 			struct conn *c = h->conns[i];
 			short re = n > 0 ? pfd[i + 2].revents : 0;

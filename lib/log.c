@@ -3,6 +3,7 @@
 
 #include "vigil/buf.h"
 #include "vigil/err.h"
+#include "vigil/timeutil.h"
 #include "vigil/json.h"
 
 #include <errno.h>
@@ -99,20 +100,6 @@ static void json_str(struct vg_buf *b, const char *s)
 	vg_json_escape(b, s, strlen(s));
 }
 
-static void format_ts(char *out, size_t n)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	size_t len;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	len = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + len, n - len, ".%03dZ",
-		 (int)((unsigned long)ts.tv_nsec / 1000000UL % 1000UL));
-}
-
 static void append_field(struct vg_buf *b, const char *key, const char *val)
 {
 	vg_buf_append_byte(b, ',');
@@ -152,7 +139,7 @@ static void record_begin(struct vg_buf *b, enum vg_log_level level,
 {
 	char ts[64];
 
-	format_ts(ts, sizeof(ts));
+	vg_time_rfc3339(ts, sizeof(ts), 3);
 	vg_buf_append_str(b, "{\"ts\":\"");
 	vg_buf_append_str(b, ts);
 	vg_buf_append_str(b, "\",\"level\":\"");

@@ -5,6 +5,7 @@
 
 #include "vigil/buf.h"
 #include "vigil/json.h"
+#include "vigil/timeutil.h"
 
 #include <errno.h>
 #include <hiredis.h>
@@ -162,14 +163,6 @@ static long long now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -1148,7 +1141,7 @@ static int reclaim(struct vg_queue *q, struct vg_task **tasks, int max, int *n,
 	}
 	/* scanned the whole pending list: rest until the next period */
 	if (strcmp(q->cursor, "0-0") == 0)
-		q->next_reclaim = mono_ms() + q->vis_ms / 2;
+		q->next_reclaim = vg_mono_ms() + q->vis_ms / 2;
 	freeReplyObject(r);
 	return VG_OK;
 }
@@ -1269,7 +1262,7 @@ int vg_queue_claim(struct vg_queue *q, struct vg_task **tasks, int max,
 		return vg_err_set(err, VG_INVAL, "claim: max < 1");
 	if ((rc = ensure(q, err)) != VG_OK)
 		return rc;
-	if (mono_ms() >= q->next_reclaim) {
+	if (vg_mono_ms() >= q->next_reclaim) {
 		if ((rc = vg_queue_flush(q, err)) != VG_OK)
 			return rc;
 		if ((rc = reclaim(q, tasks, max, n, err)) != VG_OK || *n > 0)

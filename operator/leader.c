@@ -3,6 +3,7 @@
 
 #include "vigil/err.h"
 #include "vigil/log.h"
+#include "vigil/timeutil.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,27 +32,6 @@ struct leader {
 	double renewed_at; /* last successful renew (monotonic) */
 };
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* metav1.MicroTime: 2006-01-02T15:04:05.000000Z */
-static void micro_now(char *out, size_t n)
-{
-	struct timespec ts;
-	struct tm tm;
-	size_t len;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	len = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + len, n - len, ".%06ldZ", ts.tv_nsec / 1000);
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -66,11 +46,7 @@ struct leader *leader_new(struct vg_kube_client *client,
 	if (!l)
 		return NULL;
 	pthread_mutex_init(&l->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_mono(&l->cond);
 	l->client = client;
 	l->o = *opts;
 	if (l->o.lease_duration <= 0)
@@ -100,7 +76,7 @@ static json_t *lease_spec(const struct leader *l, const char *holder,
 {
 	char now[40];
 
-	micro_now(now, sizeof(now));
+	vg_time_rfc3339(now, sizeof(now), 6); /* metav1.MicroTime */
 	return json_pack("{s:s?,s:i,s:s,s:s,s:I}", "holderIdentity", holder,
 			 "leaseDurationSeconds", (int)l->o.lease_duration,
 			 "acquireTime", acquire ? acquire : now, "renewTime",
@@ -119,7 +95,7 @@ static void observe(struct leader *l, const json_t *lease)
 	if (!l->observed_rv || !rv || strcmp(rv, l->observed_rv) != 0) {
 		free(l->observed_rv);
 		l->observed_rv = dup_or_null(rv);
-		l->observed_at = mono();
+		l->observed_at = vg_mono_s();
 	}
 	free(l->observed_holder);
 	l->observed_holder = dup_or_null(holder && *holder ? holder : NULL);
@@ -156,7 +132,7 @@ static int try_acquire_or_renew(struct leader *l)
 	int mine = l->observed_holder &&
 		   strcmp(l->observed_holder, l->identity) == 0;
 	if (!mine && l->observed_holder &&
-	    mono() < l->observed_at + l->o.lease_duration)
+	    vg_mono_s() < l->observed_at + l->o.lease_duration)
 		goto out; /* held by another, still fresh */
 
 	const char *acq = json_string_value(json_object_get(cur, "acquireTime"));
@@ -186,13 +162,7 @@ static int wait_or_stop(struct leader *l, double s)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)s;
-	ts.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vg_mono_deadline(&ts, s);
 	pthread_mutex_lock(&l->mu);
 	while (!atomic_load(&l->stop))
 		if (pthread_cond_timedwait(&l->cond, &l->mu, &ts) != 0)
@@ -234,7 +204,7 @@ static void *run(void *arg)
 				break;
 			continue;
 		}
-		l->renewed_at = mono();
+		l->renewed_at = vg_mono_s();
 		atomic_store(&l->leading, 1);
 		vg_info("became leader", "lease", l->name, "identity",
 			l->identity);
@@ -245,10 +215,10 @@ static void *run(void *arg)
 			if (wait_or_stop(l, l->o.retry_period))
 				break;
 			if (try_acquire_or_renew(l)) {
-				l->renewed_at = mono();
+				l->renewed_at = vg_mono_s();
 				continue;
 			}
-			if (mono() - l->renewed_at >= l->o.renew_deadline)
+			if (vg_mono_s() - l->renewed_at >= l->o.renew_deadline)
 				break;
 		}
 		atomic_store(&l->leading, 0);

@@ -4,6 +4,7 @@
 #include "vigil/err.h"
 #include "vigil/ratelimit.h"
 #include "vigil/strmap.h"
+#include "vigil/timeutil.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -38,14 +39,6 @@ struct workqueue {
 	int shutdown;
 };
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct workqueue *workqueue_new(const struct workqueue_opts *opts)
 {
 	struct workqueue *q = calloc(1, sizeof(*q));
@@ -63,14 +56,10 @@ struct workqueue *workqueue_new(const struct workqueue_opts *opts)
 	if (q->o.burst <= 0)
 		q->o.burst = 100;
 	if (!q->o.now)
-		q->o.now = mono_now;
+		q->o.now = vg_mono_s;
 	pthread_mutex_init(&q->mu, NULL);
 	/* timed waits use CLOCK_MONOTONIC like the queue's clock */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_mono(&q->cond);
 	vg_strmap_init(&q->dirty, free);
 	vg_strmap_init(&q->processing, NULL);
 	vg_strmap_init(&q->waiting, free);
@@ -353,15 +342,7 @@ char *workqueue_get(struct workqueue *q)
 			double wait = q->heap[0].due - q->o.now();
 			struct timespec ts;
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			if (wait < 0.001)
-				wait = 0.001;
-			ts.tv_sec += (time_t)wait;
-			ts.tv_nsec += (long)((wait - floor(wait)) * 1e9);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			vg_mono_deadline(&ts, wait < 0.001 ? 0.001 : wait);
 			pthread_cond_timedwait(&q->cond, &q->mu, &ts);
 		} else {
 			pthread_cond_wait(&q->cond, &q->mu);

@@ -20,6 +20,7 @@
 
 #include "vigil/json.h"
 #include "vigil/log.h"
+#include "vigil/timeutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -111,22 +112,6 @@ struct srv {
 	int qstop;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ------------------------------------------------------------------ */
 /* Responses                                                            */
 /* ------------------------------------------------------------------ */
@@ -160,7 +145,7 @@ static void request_id(struct conn *c)
 	}
 	if (RAND_bytes(r, sizeof(r)) != 1) {
 		/* never without an id: fall back on time and address */
-		uint64_t t = (uint64_t)now_ms() ^ (uintptr_t)c;
+		uint64_t t = (uint64_t)vg_mono_ms() ^ (uintptr_t)c;
 
 		memcpy(r, &t, sizeof(t));
 		memcpy(r + 8, &t, sizeof(t));
@@ -308,7 +293,7 @@ static void finish_request(struct conn *c, size_t consumed)
 		c->close_after = 1;
 	queue_response(c);
 	if (s->ops.done)
-		s->ops.done(&c->req, &c->resp, now_s() - c->req.started, s->ud);
+		s->ops.done(&c->req, &c->resp, vg_mono_s() - c->req.started, s->ud);
 	/* consumed lazily: a memmove per pipelined request would make a
 	 * buffer full of tiny requests quadratic */
 	c->in_off += consumed;
@@ -329,7 +314,7 @@ static void reply_error(struct conn *c, int status, const char *msg)
 	if (!c->req.method[0])
 		snprintf(c->req.method, sizeof(c->req.method), "-");
 	if (!c->req.started)
-		c->req.started = now_s();
+		c->req.started = vg_mono_s();
 	srv_resp_error(&c->resp, status, status_code_name(status), msg,
 	               c->req.request_id);
 	c->close_after = 1;
@@ -455,7 +440,7 @@ static void process(struct conn *c, int64_t now)
 		if (!c->started) {
 			c->started = 1;
 			c->deadline = now + s->cfg.request_timeout_ms;
-			c->req.started = now_s();
+			c->req.started = vg_mono_s();
 		}
 		rc = vg_http_parse(c->in.data + c->in_off, avail,
 		                   s->cfg.max_header, &c->head);
@@ -840,12 +825,12 @@ static void *loop_main(void *arg)
 	struct loop *lp = arg;
 	struct srv *s = lp->s;
 	struct epoll_event evs[MAX_EVENTS];
-	int64_t last_sweep = now_ms(), drain_until = 0;
+	int64_t last_sweep = vg_mono_ms(), drain_until = 0;
 	int listening = 1;
 
 	for (;;) {
 		int n = epoll_wait(lp->epfd, evs, MAX_EVENTS, SWEEP_MS);
-		int64_t now = now_ms();
+		int64_t now = vg_mono_ms();
 
 		for (int i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;

@@ -3,6 +3,7 @@
 #include "worker.h"
 
 #include "vigil/log.h"
+#include "vigil/timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -64,22 +65,6 @@ struct worker {
 	struct vg_metric *m_duration, *m_depth;
 	struct vg_series *s_in_flight;
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Sleep `ms`, returning early once `flag` is set. */
 static void nap(int ms, atomic_int *flag)
@@ -287,9 +272,9 @@ static void process(struct slot *s, struct vg_task *t)
 		              &err);
 		return;
 	}
-	t0 = mono_s();
+	t0 = vg_mono_s();
 	rc = def->run(&ctx, &err);
-	vg_histogram_observe(w->series[idx].duration, mono_s() - t0);
+	vg_histogram_observe(w->series[idx].duration, vg_mono_s() - t0);
 	if (rc != VG_OK) {
 		handle_failure(s, t, &w->series[idx], rc, &err);
 		return;
@@ -346,9 +331,9 @@ static void *run_slot(void *arg)
 
 		if (vg_queue_claim(s->q, s->batch, w->cfg.prefetch,
 		                   w->cfg.block_ms, &n, &err) != VG_OK) {
-			if (mono_ms() - last_warn > 5000) {
+			if (vg_mono_ms() - last_warn > 5000) {
 				vg_warn("cannot claim tasks", "err", err.msg);
-				last_warn = mono_ms();
+				last_warn = vg_mono_ms();
 			}
 			nap(backoff, &w->stopping);
 			backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
@@ -356,7 +341,7 @@ static void *run_slot(void *arg)
 			continue;
 		}
 		backoff = RETRY_MIN_MS;
-		atomic_store(&w->last_ok_ms, mono_ms());
+		atomic_store(&w->last_ok_ms, vg_mono_ms());
 		first_ack = 0;
 		if (n == 0)
 			continue;
@@ -370,8 +355,8 @@ static void *run_slot(void *arg)
 			if (!vg_queue_pending_acks(s->q))
 				continue;
 			if (!first_ack)
-				first_ack = mono_ms();
-			else if (mono_ms() - first_ack >= ACK_DELAY_MS) {
+				first_ack = vg_mono_ms();
+			else if (vg_mono_ms() - first_ack >= ACK_DELAY_MS) {
 				vg_queue_flush(s->q, &err);
 				first_ack = 0;
 			}
@@ -430,22 +415,22 @@ static void *run_scheduler(void *arg)
 	struct worker *w = arg;
 	int vis = w->cfg.queue.visibility_timeout_ms;
 	int every = vis / 3 > 0 ? vis / 3 : 1;
-	long long next_touch = mono_ms() + every, last_warn = 0;
+	long long next_touch = vg_mono_ms() + every, last_warn = 0;
 	int backoff = RETRY_MIN_MS;
 
 	while (!atomic_load(&w->sched_stop)) {
 		struct vg_err err = {0};
-		long long until = next_touch - mono_ms();
+		long long until = next_touch - vg_mono_ms();
 		int wait = until < SCHED_MAX_WAIT_MS ? (int)until
 		                                     : SCHED_MAX_WAIT_MS;
 		int moved = 0;
 
 		if (wait > 0 && vg_queue_schedule(w->sched_q, wait, &moved,
 		                                  &err) != VG_OK) {
-			if (mono_ms() - last_warn > 5000) {
+			if (vg_mono_ms() - last_warn > 5000) {
 				vg_warn("cannot move delayed tasks", "err",
 				        err.msg);
-				last_warn = mono_ms();
+				last_warn = vg_mono_ms();
 			}
 			nap(backoff, &w->sched_stop);
 			backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
@@ -459,9 +444,9 @@ static void *run_scheduler(void *arg)
 			snprintf(m, sizeof(m), "%d", moved);
 			vg_debug("delayed tasks due", "count", m);
 		}
-		if (mono_ms() >= next_touch) {
+		if (vg_mono_ms() >= next_touch) {
 			touch_held(w);
-			next_touch = mono_ms() + every;
+			next_touch = vg_mono_ms() + every;
 		}
 	}
 	return NULL;
@@ -545,7 +530,7 @@ int worker_start(struct worker *w, struct vg_err *err)
 	depth.q = stats_q;
 	pthread_mutex_unlock(&depth.mu);
 
-	atomic_store(&w->last_ok_ms, mono_ms());
+	atomic_store(&w->last_ok_ms, vg_mono_ms());
 	if (pthread_create(&w->sched, NULL, run_scheduler, w) != 0)
 		return vg_err_sys(err, VG_INTERNAL, "scheduler thread");
 	w->sched_started = 1;
@@ -600,7 +585,7 @@ int worker_wait(struct worker *w, int timeout_ms)
 
 int worker_ready(struct worker *w)
 {
-	long long quiet = mono_ms() - atomic_load(&w->last_ok_ms);
+	long long quiet = vg_mono_ms() - atomic_load(&w->last_ok_ms);
 
 	return w->started && !atomic_load(&w->stopping) &&
 	       quiet < 3LL * w->cfg.block_ms + 10000;
