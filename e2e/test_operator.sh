@@ -206,13 +206,13 @@ echo "== deleting a Tenant archives its row and removes its namespace"
 kubectl delete tenant globex --wait=false >/dev/null
 wait_for 30 "Tenant globex gone" gone get tenant globex
 [ "$(psql_q "select state from vigil.tenants where name='globex'")" = archived ] || fail "globex row not archived"
-wait_for 30 "namespace globex-scans terminating or gone" sh -c \
+wait_for 120 "namespace globex-scans terminating or gone (garbage collector)" sh -c \
 	"! kubectl get namespace globex-scans -o jsonpath='{.status.phase}' 2>/dev/null | grep -q Active"
 check "Tenant deletion: row archived, namespace removed"
 
 echo "== cascade: deleting the Platform removes what it owned"
 k delete platform vigil --wait=true >/dev/null
-wait_for 60 "deployments garbage-collected" sh -c \
+wait_for 120 "deployments garbage-collected" sh -c \
 	"[ -z \"\$(kubectl -n $NS get deploy,svc,hpa,pdb,networkpolicy -l app.kubernetes.io/instance=vigil -o name)\" ]"
 check "Platform deletion cascaded to its children"
 operator_stop a || fail "operator a did not exit cleanly on SIGTERM"
