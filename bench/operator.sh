@@ -21,6 +21,9 @@
 #
 # Not a timed test, never part of `make test`.
 #
+#   bench/operator.sh [TENANTS]            (make bench-operator)
+#   VIGIL_BUILD=build/asan bench/operator.sh 100
+#
 # Environment (all optional):
 #   BENCH_TENANTS        number of Tenants                    (1000)
 #   BENCH_QPS, BENCH_BURST, BENCH_WORKERS
@@ -30,11 +33,13 @@
 #   BENCH_CLUSTER        "own": start a private cluster in BENCH_CLUSTER_DIR
 #                        on the BENCH_*_PORT ports and stop it at the end;
 #                        "reuse": the cluster of $KUBECONFIG (or
-#                        .cluster/env), cleaned up afterwards       (own)
+#                        .cluster/env), cleaned up afterwards; no other
+#                        vigil-operator may run there            (own)
 #   BENCH_CLUSTER_DIR    (/tmp/vigil-bench-cluster)
 #   BENCH_APISERVER_PORT, BENCH_ETCD_PORT, BENCH_ETCD_PEER_PORT,
 #   BENCH_KCM_PORT, BENCH_SCHEDULER_PORT  (16443 12379 12380 10357 10359)
-#   BENCH_KEEP_CLUSTER=1 leave the own cluster running (reused next time)
+#   BENCH_KEEP_CLUSTER=1 leave the own cluster running (reused next time,
+#                        restarted empty when it holds a run's Tenants)
 #   BENCH_OUT            directory for logs, samples, the summary
 #                        (a new one under ${TMPDIR:-/tmp})
 #   VIGIL_BUILD          build tree of bin/vigil-operator     (build)
@@ -45,7 +50,7 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$TOP"
 
-N=${BENCH_TENANTS:-1000}
+N=${1:-${BENCH_TENANTS:-1000}}
 QPS=${BENCH_QPS:-50}
 BURST=${BENCH_BURST:-100}
 WORKERS=${BENCH_WORKERS:-2}
@@ -73,8 +78,10 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 for c in kubectl curl python3 psql; do
 	command -v "$c" >/dev/null || fail "$c not found"
 done
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || fail "the number of Tenants must be a positive integer, got '$N'"
 [ -x "$VIGIL_BUILD/bin/vigil-operator" ] ||
-	fail "$VIGIL_BUILD/bin/vigil-operator is not built (run make)"
+	make --no-print-directory BUILD="$VIGIL_BUILD" "$VIGIL_BUILD/bin/vigil-operator" >/dev/null ||
+	fail "cannot build $VIGIL_BUILD/bin/vigil-operator"
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- cluster ----------------------------------------------------------------
@@ -88,6 +95,21 @@ cluster_env() {
 	export VIGIL_SCHEDULER_PORT=${BENCH_SCHEDULER_PORT:-10359}
 }
 
+# pg_stop signals runuser, which ignores SIGINT in a background job: stop
+# the postmaster itself (by the PID it recorded), then reap runuser
+bench_pg_stop() {
+	[ -n "${PG_PID:-}" ] || return 0
+	local pm
+	pm=$(head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
+	if [ -n "$pm" ] && [ "$(readlink "/proc/$pm/exe" 2>/dev/null)" = "$PG_BIN/postgres" ]; then
+		kill -INT "$pm" 2>/dev/null || true
+	else
+		kill -INT "$PG_PID" 2>/dev/null || true
+	fi
+	wait "$PG_PID" 2>/dev/null || true
+	PG_PID=
+	rm -rf "$PG_DIR" "$PG_DIR.log"
+}
 OP_PID=
 cleanup() {
 	local rc=$?
@@ -128,7 +150,12 @@ if [ "$CLUSTER" = own ]; then
 	# shellcheck disable=SC1091
 	source "$VIGIL_CLUSTER_DIR/env"
 	if [ -n "$(kubectl get tenants -l "$LABEL" -o name 2>/dev/null | head -n1)" ]; then
-		fail "the kept cluster still holds benchmark Tenants; stop it first: VIGIL_CLUSTER_DIR=$VIGIL_CLUSTER_DIR bash e2e/cluster/down.sh"
+		log "the kept cluster holds an earlier run's Tenants: starting it afresh"
+		bash "$TOP/e2e/cluster/down.sh" >>"$OUT/cluster-up.log" 2>&1
+		bash "$TOP/e2e/cluster/up.sh" >>"$OUT/cluster-up.log" 2>&1 ||
+			{ tail -n 20 "$OUT/cluster-up.log"; fail "cluster did not start"; }
+		# shellcheck disable=SC1091
+		source "$VIGIL_CLUSTER_DIR/env"
 	fi
 elif [ "$CLUSTER" = reuse ]; then
 	if [ -z "${KUBECONFIG:-}" ]; then
@@ -146,21 +173,6 @@ K8S=$(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; print(j
 install_crds_rbac
 
 # --- PostgreSQL -------------------------------------------------------------
-# pg_stop signals runuser, which ignores SIGINT in a background job: stop
-# the postmaster itself (by the PID it recorded), then reap runuser
-bench_pg_stop() {
-	[ -n "${PG_PID:-}" ] || return 0
-	local pm
-	pm=$(head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
-	if [ -n "$pm" ] && [ "$(readlink "/proc/$pm/exe" 2>/dev/null)" = "$PG_BIN/postgres" ]; then
-		kill -INT "$pm" 2>/dev/null || true
-	else
-		kill -INT "$PG_PID" 2>/dev/null || true
-	fi
-	wait "$PG_PID" 2>/dev/null || true
-	PG_PID=
-	rm -rf "$PG_DIR" "$PG_DIR.log"
-}
 pg_start
 psql -XAtq "$PG_URL" -c "CREATE DATABASE vigil" >/dev/null
 PG_VIGIL="postgresql://postgres@127.0.0.1:$PG_PORT/vigil"

@@ -382,6 +382,11 @@ static int do_list(struct informer *inf, struct vg_err *err)
 
 		lo.continue_token = cont;
 		pthread_mutex_lock(&list_mu);
+		if (atomic_load(&inf->stop)) { /* waited for another's list */
+			pthread_mutex_unlock(&list_mu);
+			rc = vg_err_set(err, VG_CANCELED, "stopped");
+			break;
+		}
 		rc = vg_kube_list(inf->client, inf->o.resource,
 				  inf->o.ns ? inf->o.ns
 					    : VG_KUBE_ALL_NAMESPACES,
