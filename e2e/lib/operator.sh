@@ -25,6 +25,8 @@ install_crds_rbac() {
 	kubectl apply --server-side --force-conflicts -f "$E2E_TOP/crds/" >/dev/null
 	kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 	kubectl apply -f "$E2E_TOP/config/rbac/operator.yaml" >/dev/null
+	# a token minted for an earlier cluster would be Unauthorized
+	rm -f "$E2E_STATE/operator.kubeconfig"
 }
 
 # operator_kubeconfig FILE: a kubeconfig holding a token of the
