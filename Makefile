@@ -200,3 +200,10 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- benchmarks (never part of make test) -------------------------------
+#   make bench-operator   vigil-operator at 1,000 Tenants (TENANTS=n):
+#                         time to Ready, RSS, CPU, requests, restart cost
+bench-operator: $(DEPS_STAMP) $(BUILD)/bin/vigil-operator
+	@VIGIL_BUILD=$(BUILD) bash bench/operator.sh $(TENANTS)
+.PHONY: bench-operator
