@@ -182,6 +182,11 @@ msg=$(kubectl -n vigil-e2e-bad get platform broken -o 'jsonpath={.status.conditi
 [[ $msg == *vigil-postgres* ]] || fail "Degraded message does not name the Secret: $msg"
 wait_for 10 "a Warning Event" sh -c "kubectl -n vigil-e2e-bad get events \
 	--field-selector involvedObject.name=broken,type=Warning -o name | grep -q ."
+# the children's own rollout (Deployment and pod status) legitimately
+# enqueues the Platform: measure once it has settled
+wait_for 60 "broken platform's Deployments Available" kubectl -n vigil-e2e-bad \
+	wait deployment --all --for=condition=Available --timeout=5s
+sleep 3
 b0=$(metric "$M" 'controller_runtime_reconcile_total{controller="platform"')
 sleep 10
 b1=$(metric "$M" 'controller_runtime_reconcile_total{controller="platform"')
