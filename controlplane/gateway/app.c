@@ -138,6 +138,8 @@ static int open_pools(struct gw *g, const struct gw_config *cfg,
 	free(ci);
 	if (rc == VG_OK)
 		rc = gw_redis_new(cfg, &g->redis, err);
+	if (rc == VG_OK)
+		rc = gw_taskq_new(cfg, &g->taskq, err);
 	return rc;
 }
 
@@ -226,6 +228,7 @@ void gw_app_stop(struct gw_app *a)
 	srv_free(a->srv);
 	gw_health_stop(&a->g);
 	vg_httpd_free(a->probes);
+	gw_taskq_free(a->g.taskq);
 	gw_redis_free(a->g.redis);
 	vg_db_pool_free(a->g.db);
 	vg_metrics_free(a->reg);

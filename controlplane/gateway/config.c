@@ -92,6 +92,9 @@ static const struct setting settings[] = {
          "Redis password"},
 	{"VIGIL_REDIS_POOL_MAX", NULL, T_INT, OFF(redis_pool_max), "16", 1,
          1000, "Redis connections"},
+	{"VIGIL_QUEUE_PREFIX", "queue.prefix", T_STR, OFF(queue_prefix),
+         "vigil", 0, 0, "hash tag of the task queue's Redis keys (as the "
+         "worker's)"},
 	{"VIGIL_SESSION_KEY", NULL, T_STR, OFF(session_key), NULL, 0, 0,
          "key of the session ids kept in Redis (shared by replicas)"},
 	{"VIGIL_TLS_CERT_FILE", NULL, T_STR, OFF(tls_cert_file), NULL, 0, 0,
@@ -268,6 +271,10 @@ static int load_flags(struct gw_config *c, int argc, char **argv,
 			c->show_help = 1;
 			continue;
 		}
+		if (strcmp(a, "--openapi") == 0) {
+			c->show_openapi = 1;
+			continue;
+		}
 		if (strncmp(a, "--", 2) != 0)
 			return vg_err_set(err, VG_CONFIG,
 			                  "unexpected argument \"%s\"", a);
@@ -407,7 +414,7 @@ int gw_config_load(struct gw_config *c, int argc, char **argv,
 	}
 	if ((rc = load_flags(c, argc, argv, err)) != VG_OK)
 		return rc;
-	if (c->show_help || c->show_version)
+	if (c->show_help || c->show_version || c->show_openapi)
 		return VG_OK;
 	if ((rc = read_key_file(c, err)) != VG_OK)
 		return rc;
@@ -436,7 +443,9 @@ void gw_config_usage(void)
 	char name[64];
 
 	fprintf(stderr,
-	        "usage: vigil-gateway [--version] [--FLAG VALUE]...\n\n"
+	        "usage: vigil-gateway [--version] [--openapi] [--FLAG "
+	        "VALUE]...\n\n"
+	        "--openapi prints the API's OpenAPI document and exits.\n"
 	        "Every flag has an environment variable; flags win.\n\n");
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		flag_name(&settings[i], name, sizeof(name));

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "server.h"
 #include "vigil/db.h"
@@ -47,7 +48,8 @@ struct gw_config {
 	int auth_fail_limit, auth_fail_window_s;
 	int access_log;
 	char *trusted_proxies;
-	int show_version, show_help;
+	char *queue_prefix;
+	int show_version, show_help, show_openapi;
 };
 
 /* Defaults, then the JSON config file, then the environment, then
@@ -137,6 +139,8 @@ struct gw_metrics {
 	struct vg_series *sessions; /* vigil_active_sessions */
 	struct vg_series *estop;    /* vigil_emergency_stop */
 	struct vg_series *audit;    /* vigil_audit_log_entries_total */
+	struct vg_metric *scan_jobs; /* vigil_scan_jobs{state} */
+	struct vg_series *ingest;    /* vigil_ingest_batches_total */
 };
 
 /* An address range (clientaddr.c). */
@@ -160,11 +164,14 @@ struct gw_health {
 	int stop, running;
 };
 
+struct gw_taskq;
+
 struct gw {
 	struct gw_config *cfg;
 	struct gw_health health;
 	struct vg_db_pool *db; /* as vigil_app */
 	struct gw_redis *redis;
+	struct gw_taskq *taskq; /* the worker's task queue */
 	struct vg_metrics *reg;
 	struct gw_metrics m;
 	unsigned char bootstrap_hash[32];
@@ -267,6 +274,35 @@ enum {
 	                             is engaged: starting scans */
 };
 
+/*
+ * Body members the flat field tables of vg_json_validate cannot describe:
+ * an object, or an array of objects, each object checked against its own
+ * field table and members (body.c). A list ends with a NULL name.
+ */
+enum gw_member_kind {
+	GW_MEMBER_OBJECT,
+	GW_MEMBER_ARRAY, /* of objects */
+};
+
+struct gw_member {
+	const char *name;
+	enum gw_member_kind kind;
+	unsigned flags;   /* VG_JSON_REQUIRED, VG_JSON_NULLABLE */
+	size_t max_items; /* arrays; 0: no bound */
+	/* each object's scalar members; NULL: any object at all */
+	const struct vg_json_field *fields;
+	const struct gw_member *members; /* its own nested members, or NULL */
+};
+
+/*
+ * Check `obj` against `fields` (scalars, by vg_json_validate) and
+ * `members` (NULL: none); members in neither are refused. VG_INVAL with
+ * a message naming the path ("findings[3].severity: ...") and the path in
+ * err->reason.
+ */
+int gw_body_check(const json_t *obj, const struct vg_json_field *fields,
+                  const struct gw_member *members, struct vg_err *err);
+
 struct gw_route {
 	const char *method;
 	const char *pattern; /* also the metrics label */
@@ -277,6 +313,7 @@ struct gw_route {
 	unsigned flags;
 	int ok_status; /* success status when not the method's usual one
 	                  (POST 201, DELETE 204, others 200); for OpenAPI */
+	const struct gw_member *members; /* the body's objects and arrays */
 };
 
 /* The route table; borrowed, static, ends with a NULL method. */
@@ -387,6 +424,17 @@ void api_estop_get(struct gw_rctx *rc);
 void api_estop_put(struct gw_rctx *rc);
 void api_audit_list(struct gw_rctx *rc);
 void api_audit_verify(struct gw_rctx *rc);
+void api_ingest(struct gw_rctx *rc);
+void api_runs_list(struct gw_rctx *rc);
+void api_runs_get(struct gw_rctx *rc);
+void api_runs_create(struct gw_rctx *rc);
+void api_runs_cancel(struct gw_rctx *rc);
+void api_findings_list(struct gw_rctx *rc);
+void api_findings_triage(struct gw_rctx *rc);
+void api_reports_list(struct gw_rctx *rc);
+void api_reports_get(struct gw_rctx *rc);
+void api_reports_content(struct gw_rctx *rc);
+void api_reports_create(struct gw_rctx *rc);
 
 extern const struct vg_json_field api_login_body[];
 extern const struct vg_json_field api_tenant_body[];
@@ -394,6 +442,66 @@ extern const struct vg_json_field api_user_body[];
 extern const struct vg_json_field api_binding_body[];
 extern const struct vg_json_field api_key_body[];
 extern const struct vg_json_field api_estop_body[];
+extern const struct vg_json_field api_ingest_body[];
+extern const struct gw_member api_ingest_members[];
+extern const struct vg_json_field api_run_body[];
+extern const struct vg_json_field api_triage_body[];
+extern const struct vg_json_field api_report_body[];
+
+/* The OpenAPI document (new), as GET /v1/openapi.json serves it. */
+json_t *gw_openapi_document(void);
+/* The document as committed in controlplane/gateway/openapi.json:
+ * sorted keys, two-space indent, a final newline. */
+int gw_openapi_print(FILE *out);
+
+/* ------------------------------------------------------------------ */
+/* The worker's task queue (taskq.c)                                    */
+/* ------------------------------------------------------------------ */
+
+#define GW_TASK_ID_LEN 32 /* VG_QUEUE_ID_LEN */
+
+/* A small locked pool of vg_queue handles (one is not thread-safe),
+ * connecting lazily: it can be created while Redis is down. */
+int gw_taskq_new(const struct gw_config *c, struct gw_taskq **out,
+                 struct vg_err *err);
+void gw_taskq_free(struct gw_taskq *q);
+/* Enqueue one task of `type` with `payload` (borrowed) for the request's
+ * tenant, carrying its request id; the task id into `id` (33 bytes).
+ * VG_IO for any failure of Redis (answer 503), VG_TOOLARGE past the
+ * queue's task size. */
+int gw_taskq_enqueue(struct gw_rctx *rc, const char *type,
+                     const json_t *payload, char *id, struct vg_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Lists: limit and opaque cursors (page.c)                             */
+/* ------------------------------------------------------------------ */
+
+#define GW_LIMIT_DEFAULT 50
+#define GW_LIMIT_MAX     500
+#define GW_CURSOR_PARTS  3
+
+/* The position after the last row of a page: its sort key, as strings. */
+struct gw_cursor {
+	int n;
+	char part[GW_CURSOR_PARTS][48];
+};
+
+/* ?limit= (1..GW_LIMIT_MAX, default GW_LIMIT_DEFAULT) and ?cursor= (its
+ * parts checked by `kinds`: one letter per part, 'i' an integer, 'u' a
+ * UUID, 't' an RFC 3339 time, 's' a severity); c->n is 0 without a
+ * cursor. 0, or replied 400 and -1. */
+int gw_page_params(struct gw_rctx *rc, const char *kinds, int *limit,
+                   struct gw_cursor *c);
+/* A query parameter into `out`: 1 present, 0 absent; -1 replied 400. */
+int gw_query_param(struct gw_rctx *rc, const char *name, char *out,
+                   size_t size);
+/* The opaque cursor (new) of the sort key in `parts` (n strings). */
+char *gw_cursor_encode(const char *const *parts, int n);
+/* Reply {"items": [...], "next_cursor": "..." or null}: the first `limit`
+ * rows of `r` (which asked for limit + 1) as `spec` says; each row ends
+ * with the `nkey` columns of its sort key, the cursor's parts. */
+void gw_reply_page(struct gw_rctx *rc, const struct vg_db_res *r,
+                   const char *spec, int limit, int nkey);
 
 /* Hash a password with argon2id (encoded form into `out`). */
 int gw_password_hash(const char *password, char *out, size_t size);

@@ -47,7 +47,12 @@ int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err)
 	                       "Audit log entries this gateway appended.", NULL,
 	                       err);
 	m->audit = f ? vg_metric_series(f, NULL) : NULL;
-	if (!m->sessions || !m->estop || !m->audit)
+	f = vg_metrics_counter(reg, "vigil_ingest_batches_total",
+	                       "Result batches from agents this gateway "
+	                       "accepted and queued for the workers.",
+	                       NULL, err);
+	m->ingest = f ? vg_metric_series(f, NULL) : NULL;
+	if (!m->sessions || !m->estop || !m->audit || !m->ingest)
 		return err ? err->code : VG_INTERNAL;
 	/* every result exists from the start, so rates work at once */
 	vg_metric_labels(m->auth, "success");

@@ -34,6 +34,10 @@ int main(int argc, char **argv)
 		gw_config_cleanup(&cfg);
 		return 0;
 	}
+	if (cfg.show_openapi) {
+		gw_config_cleanup(&cfg);
+		return gw_openapi_print(stdout) == VG_OK ? 0 : 1;
+	}
 	if (vg_log_parse_level(cfg.log_level, &level) == VG_OK)
 		vg_log_set_level(level);
 	/* every thread inherits the mask: only sigwait below sees these */

@@ -71,16 +71,42 @@ static json_t *field_schema(const struct vg_json_field *f)
 	return s;
 }
 
-static json_t *body_schema(const struct vg_json_field *fields)
+static json_t *object_schema(const struct vg_json_field *fields,
+                             const struct gw_member *members);
+
+static json_t *member_schema(const struct gw_member *m)
+{
+	json_t *obj = m->fields ? object_schema(m->fields, m->members)
+	                        : json_pack("{s:s}", "type", "object");
+	json_t *s = obj;
+
+	if (m->kind == GW_MEMBER_ARRAY) {
+		s = json_pack("{s:s, s:o}", "type", "array", "items", obj);
+		if (m->max_items)
+			json_object_set_new(s, "maxItems",
+			                    json_integer((json_int_t)m->max_items));
+	}
+	if (m->flags & VG_JSON_NULLABLE)
+		json_object_set_new(s, "nullable", json_true());
+	return s;
+}
+
+static json_t *object_schema(const struct vg_json_field *fields,
+                             const struct gw_member *members)
 {
 	json_t *props = json_object(), *req = json_array();
 	json_t *s = json_pack("{s:s, s:b, s:o}", "type", "object",
 	                      "additionalProperties", 0, "properties", props);
 
-	for (const struct vg_json_field *f = fields; f->name; f++) {
+	for (const struct vg_json_field *f = fields; f && f->name; f++) {
 		json_object_set_new(props, f->name, field_schema(f));
 		if (f->flags & VG_JSON_REQUIRED)
 			json_array_append_new(req, json_string(f->name));
+	}
+	for (const struct gw_member *m = members; m && m->name; m++) {
+		json_object_set_new(props, m->name, member_schema(m));
+		if (m->flags & VG_JSON_REQUIRED)
+			json_array_append_new(req, json_string(m->name));
 	}
 	if (json_array_size(req))
 		json_object_set_new(s, "required", req);
@@ -162,15 +188,17 @@ static json_t *operation(const struct gw_route *r)
 	} else {
 		json_object_set_new(op, "x-vigil-roles", roles);
 	}
-	if (r->body)
+	if (r->body || r->members)
 		json_object_set_new(op, "requestBody",
 		                    json_pack("{s:b, s:{s:{s:o}}}", "required",
 		                              1, "content", "application/json",
-		                              "schema", body_schema(r->body)));
+		                              "schema",
+		                              object_schema(r->body,
+		                                            r->members)));
 	return op;
 }
 
-static json_t *document(void)
+json_t *gw_openapi_document(void)
 {
 	json_t *paths = json_object();
 	size_t n;
@@ -214,5 +242,18 @@ static json_t *document(void)
 
 void api_openapi(struct gw_rctx *rc)
 {
-	gw_reply_json(rc, 200, document());
+	gw_reply_json(rc, 200, gw_openapi_document());
+}
+
+int gw_openapi_print(FILE *out)
+{
+	json_t *doc = gw_openapi_document();
+	int rc = doc && json_dumpf(doc, out, JSON_INDENT(2) | JSON_SORT_KEYS) ==
+	                        0 &&
+	                         fputc('\n', out) != EOF && fflush(out) == 0
+	                 ? VG_OK
+	                 : VG_IO;
+
+	json_decref(doc);
+	return rc;
 }

@@ -17,74 +17,69 @@
 #include <strings.h>
 
 /*
- * method, path, permission, tenant scope, body fields, handler, flags.
- * {tid} is always the tenant; {id} names an object inside it.
+ * method, path, permission, tenant scope, body fields, handler, flags,
+ * success status (0: the method's usual one), the body's objects and
+ * arrays. {tid} is always the tenant; {id} names an object inside it.
  */
 static const struct gw_route routes[] = {
 	{"GET", "/healthz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_healthz,
-         ROUTE_INLINE, 0},
+         ROUTE_INLINE, 0, NULL},
 	{"GET", "/readyz", PERM_PUBLIC, SCOPE_PLATFORM, NULL, api_readyz,
-         ROUTE_INLINE, 0},
+         ROUTE_INLINE, 0, NULL},
 	{"GET", "/v1/openapi.json", PERM_PUBLIC, SCOPE_PLATFORM, NULL,
-         api_openapi, ROUTE_INLINE, 0},
+         api_openapi, ROUTE_INLINE, 0, NULL},
 
 	{"POST", "/v1/auth/login", PERM_PUBLIC, SCOPE_PLATFORM, api_login_body,
-         api_login, 0, 0},
+         api_login, 0, 0, NULL},
 	{"POST", "/v1/auth/logout", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-         api_logout, 0, 204},
+         api_logout, 0, 204, NULL},
 	{"GET", "/v1/whoami", PERM_AUTHENTICATED, SCOPE_PLATFORM, NULL,
-         api_whoami, 0, 0},
+         api_whoami, 0, 0, NULL},
 
 	{"GET", "/v1/tenants", PERM_TENANTS_LIST, SCOPE_PLATFORM, NULL,
-         api_tenants_list, 0, 0},
+         api_tenants_list, 0, 0, NULL},
 	{"POST", "/v1/tenants", PERM_TENANTS_CREATE, SCOPE_PLATFORM,
-         api_tenant_body, api_tenants_create, 0, 0},
+         api_tenant_body, api_tenants_create, 0, 0, NULL},
 	{"GET", "/v1/tenants/{tid}", PERM_TENANTS_GET, SCOPE_PATH_TENANT, NULL,
-         api_tenants_get, 0, 0},
+         api_tenants_get, 0, 0, NULL},
 
 	{"GET", "/v1/tenants/{tid}/users", PERM_USERS_LIST, SCOPE_PATH_TENANT,
-         NULL, api_users_list, 0, 0},
+         NULL, api_users_list, 0, 0, NULL},
 	{"POST", "/v1/tenants/{tid}/users", PERM_USERS_MANAGE,
-         SCOPE_PATH_TENANT, api_user_body, api_users_create, 0, 0},
+         SCOPE_PATH_TENANT, api_user_body, api_users_create, 0, 0, NULL},
 	{"DELETE", "/v1/tenants/{tid}/users/{id}", PERM_USERS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_users_delete, 0, 0},
+         SCOPE_PATH_TENANT, NULL, api_users_delete, 0, 0, NULL},
 
 	{"GET", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_LIST,
-         SCOPE_PATH_TENANT, NULL, api_bindings_list, 0, 0},
+         SCOPE_PATH_TENANT, NULL, api_bindings_list, 0, 0, NULL},
 	{"POST", "/v1/tenants/{tid}/role-bindings", PERM_BINDINGS_MANAGE,
-         SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0, 0},
+         SCOPE_PATH_TENANT, api_binding_body, api_bindings_create, 0, 0, NULL},
 	{"DELETE", "/v1/tenants/{tid}/role-bindings/{id}", PERM_BINDINGS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0, 0},
+         SCOPE_PATH_TENANT, NULL, api_bindings_delete, 0, 0, NULL},
 
 	{"GET", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_LIST,
-         SCOPE_PATH_TENANT, NULL, api_keys_list, 0, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_list, 0, 0, NULL},
 	{"POST", "/v1/tenants/{tid}/api-keys", PERM_APIKEYS_MANAGE,
-         SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0, 0},
+         SCOPE_PATH_TENANT, api_key_body, api_keys_create, 0, 0, NULL},
 	{"DELETE", "/v1/tenants/{tid}/api-keys/{id}", PERM_APIKEYS_MANAGE,
-         SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0, 0},
+         SCOPE_PATH_TENANT, NULL, api_keys_revoke, 0, 0, NULL},
 
 	{"GET", "/v1/emergency-stop", PERM_ESTOP_READ, SCOPE_PLATFORM, NULL,
-         api_estop_get, 0, 0},
+         api_estop_get, 0, 0, NULL},
 	{"PUT", "/v1/emergency-stop", PERM_ESTOP_WRITE, SCOPE_PLATFORM,
-         api_estop_body, api_estop_put, 0, 0},
+         api_estop_body, api_estop_put, 0, 0, NULL},
 
 	{"GET", "/v1/audit", PERM_AUDIT_READ, SCOPE_QUERY_TENANT, NULL,
-         api_audit_list, 0, 0},
+         api_audit_list, 0, 0, NULL},
 	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT, NULL,
-         api_audit_verify, 0, 0},
+         api_audit_verify, 0, 0, NULL},
 
-	/*
-         * Next milestones, with their permissions already in rbac.c:
-         *   GET/POST /v1/tenants/{tid}/scan-runs        scans:read/create,
-         *            POST with ROUTE_STOPPABLE
-         *   GET      /v1/tenants/{tid}/scan-runs/{id}   scans:read
-         *   POST     /v1/tenants/{tid}/ingest           ingest:write (agents)
-         *   GET      /v1/tenants/{tid}/findings         findings:read
-         *   PATCH    /v1/tenants/{tid}/findings/{id}    findings:triage
-         *   GET      /v1/tenants/{tid}/reports[/{id}]   reports:read
-         *   GET      /v1/events (WebSocket upgrade)     events:subscribe
-         */
-	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0},
+	{"POST", "/v1/tenants/{tid}/ingest", PERM_INGEST_WRITE,
+         SCOPE_PATH_TENANT, api_ingest_body, api_ingest, 0, 202,
+         api_ingest_members},
+
+	/* next: GET /v1/events (WebSocket upgrade), events:subscribe */
+	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0, NULL},
 };
 
 const struct gw_route *gw_routes(size_t *n)
@@ -458,9 +453,20 @@ static int read_body(struct gw_rctx *rc)
 		               "send Content-Type: application/json");
 		return -1;
 	}
-	r = vg_json_validate_body(rc->req->body, rc->req->body_len,
-	                          (size_t)rc->g->cfg->max_body, rc->route->body,
-	                          &rc->body, &err);
+	if (rc->route->members) {
+		r = rc->req->body_len
+		            ? vg_json_loadb(rc->req->body, rc->req->body_len,
+		                            (size_t)rc->g->cfg->max_body,
+		                            &rc->body, &err)
+		            : vg_err_set(&err, VG_INVAL, "body: is required");
+		if (r == VG_OK)
+			r = gw_body_check(rc->body, rc->route->body,
+			                  rc->route->members, &err);
+	} else {
+		r = vg_json_validate_body(rc->req->body, rc->req->body_len,
+		                          (size_t)rc->g->cfg->max_body,
+		                          rc->route->body, &rc->body, &err);
+	}
 	if (r == VG_OK)
 		return 0;
 	if (r == VG_PARSE)

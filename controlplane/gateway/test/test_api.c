@@ -856,6 +856,7 @@ static void test_metrics(void **state)
 		"vigil_active_sessions ",
 		"vigil_emergency_stop ",
 		"vigil_audit_log_entries_total ",
+		"vigil_ingest_batches_total ",
 		"process_resident_memory_bytes ",
 	};
 	struct h_resp r;
@@ -921,7 +922,7 @@ static void test_openapi(void **state)
 			gw_perm_name(routes[i].perm));
 		snprintf(p, sizeof(p),
 		         "requestBody.content[\"application/json\"].schema");
-		if (routes[i].body) {
+		if (routes[i].body || routes[i].members) {
 			json_t *schema = vg_json_get(op, p);
 			size_t fields = 0;
 
@@ -929,10 +930,15 @@ static void test_openapi(void **state)
 			assert_true(json_is_false(json_object_get(
 				schema, "additionalProperties")));
 			for (const struct vg_json_field *f = routes[i].body;
-			     f->name; f++, fields++)
+			     f && f->name; f++, fields++)
 				assert_non_null(json_object_get(
 					json_object_get(schema, "properties"),
 					f->name));
+			for (const struct gw_member *o = routes[i].members;
+			     o && o->name; o++, fields++)
+				assert_non_null(json_object_get(
+					json_object_get(schema, "properties"),
+					o->name));
 			assert_int_equal(json_object_size(json_object_get(
 						 schema, "properties")),
 			                 fields);
@@ -949,6 +955,24 @@ static void test_openapi(void **state)
 	                        "schema.properties.role.enum[3]",
 	                        ""),
 		"agent");
+	/* objects inside a body: the findings of an ingest batch */
+	assert_string_equal(
+		vg_json_get_str(r.json,
+	                        "paths[\"/v1/tenants/{tid}/ingest\"].post."
+	                        "requestBody.content[\"application/json\"]."
+	                        "schema.properties.findings.items.properties."
+	                        "severity.enum[4]",
+	                        ""),
+		"critical");
+	assert_int_equal(
+		vg_json_get_int(r.json,
+	                        "paths[\"/v1/tenants/{tid}/ingest\"].post."
+	                        "requestBody.content[\"application/json\"]."
+	                        "schema.properties.findings.maxItems",
+	                        0),
+		10000);
+	assert_non_null(vg_json_get(r.json, "paths[\"/v1/tenants/{tid}/ingest\"]"
+	                                    ".post.responses[\"202\"]"));
 	h_resp_free(&r);
 }
 

@@ -35,6 +35,7 @@ static const struct {
 	{"PUT /v1/emergency-stop", "P"},
 	{"GET /v1/audit", "AP"},
 	{"GET /v1/audit/verify", "AP"},
+	{"POST /v1/tenants/{tid}/ingest", "G"},
 };
 
 static const char role_letter[ROLE_COUNT] = {
@@ -168,6 +169,12 @@ static void body_for(const struct gw_route *r, char *out, size_t size)
 		snprintf(out, size, "{\"name\":\"rbac\",\"role\":\"viewer\"}");
 	else if (strstr(r->pattern, "/emergency-stop"))
 		snprintf(out, size, "{\"engaged\":false}");
+	else if (strstr(r->pattern, "/ingest"))
+		snprintf(out, size,
+		         "{\"job_name\":\"rbac-%u\",\"shards\":1,"
+		         "\"shard\":0,\"batch_id\":\"b\",\"final\":true,"
+		         "\"findings\":[]}",
+		         uniq);
 	else if (strstr(r->pattern, "/auth/login"))
 		snprintf(out, size,
 		         "{\"subject\":\"rbac-login\","
