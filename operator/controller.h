@@ -42,12 +42,28 @@ enum rec_result {
 	REC_ERROR,	     /* failed: requeue with backoff (err says why) */
 };
 
+/*
+ * A kind a controller follows without owning it (a Platform's emergency
+ * stop, a Tenant's scope): on every change of such an object the map
+ * function names the keys to reconcile, through ctl_enqueue(m,
+ * controller, key). `obj` is the new state (the last one for a deletion),
+ * `old` the previous one or NULL; both borrowed. It runs on the kind's
+ * informer thread, so it may read other kinds' caches but must not block.
+ */
+struct ctl_watch {
+	const struct vg_kube_resource *res;
+	void (*map)(struct manager *m, const char *controller,
+		    const json_t *obj, const json_t *old);
+};
+
 struct controller_def {
 	const char *name; /* "platform": metrics label, logs */
 	const struct vg_kube_resource *primary;
 	/* kinds whose objects this controller owns (NULL-terminated) */
 	const struct vg_kube_resource *const *owned;
 	enum rec_result (*reconcile)(struct rec *rc);
+	/* kinds it follows, mapped to its keys ({NULL}-terminated), or NULL */
+	const struct ctl_watch *watches;
 	/* Label selector of the primary informer, or NULL. */
 	const char *selector;
 	void *ctx; /* the controller's own state */

@@ -5,6 +5,7 @@
 #include "manager.h"
 #include "options.h"
 #include "platform.h"
+#include "scanpolicy.h"
 #include "tenant.h"
 
 #include "vigil/httpd.h"
@@ -179,9 +180,14 @@ int main(int argc, char **argv)
 	struct tenant_env tenv = { .database_url = o.database_url };
 	struct controller_def tenant_def = tenant_controller;
 	tenant_def.ctx = &tenv;
+	struct scanpolicy_env spenv = { .agent_image = o.agent_image,
+					.gateway_url = o.agent_gateway_url };
+	struct controller_def scanpolicy_def = scanpolicy_controller;
+	scanpolicy_def.ctx = &spenv;
 	const struct controller_def *const controllers[] = {
 		&platform_controller,
 		&tenant_def,
+		&scanpolicy_def,
 	};
 	for (size_t i = 0; i < sizeof(controllers) / sizeof(controllers[0]);
 	     i++) {

@@ -201,6 +201,9 @@ int manager_add(struct manager *m, const struct controller_def *def)
 	for (const struct vg_kube_resource *const *o = def->owned; o && *o; o++)
 		if (!add_kind(m, *o))
 			return VG_RANGE;
+	for (const struct ctl_watch *w = def->watches; w && w->res; w++)
+		if (!add_kind(m, w->res))
+			return VG_RANGE;
 
 	fam = vg_metrics_gauge(m->metrics, "workqueue_depth",
 			       "Current depth of workqueue.",
@@ -296,6 +299,10 @@ static void on_event(void *ctx, enum vg_watch_type t, json_t *obj,
 	for (int i = 0; i < m->nctls; i++) {
 		struct ctl_instance *c = &m->ctls[i];
 
+		for (const struct ctl_watch *w = c->def->watches; w && w->res;
+		     w++)
+			if (same_resource(w->res, k->res))
+				w->map(m, c->def->name, obj, old);
 		if (i == k->primary_of)
 			continue;
 		if (owner_key(c, obj, key, sizeof(key)) == VG_OK)

@@ -45,6 +45,12 @@ static const struct opt opts[] = {
 	  "concurrent reconciles per controller" },
 	{ "database-url", OPT_STR, OFF(database_url), NULL, 0, 0,
 	  "platform database for tenant rows (default: from the Platform)" },
+	{ "agent-image", OPT_STR, OFF(agent_image), NULL, 0, 0,
+	  "scanner agent image (default: <imageRegistry>/vigil-agent:<version> "
+	  "of the Platform)" },
+	{ "agent-gateway-url", OPT_STR, OFF(agent_gateway_url), NULL, 0, 0,
+	  "gateway URL agents post results to (default: the Platform's "
+	  "status.endpoint)" },
 	{ "log-level", OPT_STR, OFF(log_level), "info", 0, 0,
 	  "debug, info, warn or error" },
 	{ "version", OPT_BOOL, OFF(show_version), "false", 0, 0,

@@ -15,6 +15,8 @@ struct options {
 	double qps;
 	int burst;
 	int workers;
+	char *agent_image;	/* scanner agent image, or NULL */
+	char *agent_gateway_url; /* gateway URL for agents, or NULL */
 	char *database_url;	/* platform database for Tenant rows, or NULL */
 	char *log_level;
 	int show_version;

@@ -360,6 +360,33 @@ static const struct vg_kube_resource *const prune_kinds[] = {
 	&vg_kube_persistentvolumeclaims,
 };
 
+json_t *platform_pick(struct manager *m, const char *ns)
+{
+	json_t *all = ctl_list_cached(m, &vigil_platforms), *p, *best = NULL;
+	size_t i;
+
+	json_array_foreach(all, i, p) {
+		const char *pns = vg_json_get_str(p, "metadata.namespace", NULL);
+		const char *ts =
+			vg_json_get_str(p, "metadata.creationTimestamp", NULL);
+		const char *bts;
+
+		if (vg_json_get(p, "metadata.deletionTimestamp"))
+			continue;
+		if (ns && (!pns || strcmp(pns, ns) != 0))
+			continue;
+		/* the oldest: RFC 3339 timestamps sort as strings */
+		bts = best ? vg_json_get_str(best, "metadata.creationTimestamp",
+					     NULL)
+			   : NULL;
+		if (!best || (ts && bts && strcmp(ts, bts) < 0))
+			best = p;
+	}
+	json_incref(best);
+	json_decref(all);
+	return best;
+}
+
 const struct controller_def platform_controller = {
 	.name = "platform",
 	.primary = &vigil_platforms,

@@ -143,4 +143,10 @@ enum rec_result platform_reconcile(struct rec *rc);
  * ctx may point to a struct platform_env (NULL: defaults). */
 extern const struct controller_def platform_controller;
 
+/*
+ * The Platform tenants and scan policies use (new reference), or NULL: the
+ * oldest one not being deleted, in namespace `ns` when it is not NULL.
+ */
+json_t *platform_pick(struct manager *m, const char *ns);
+
 #endif

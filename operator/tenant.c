@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "quantity.h"
 #include "resources.h"
 #include "vigil/buf.h"
@@ -1001,27 +1002,7 @@ static const struct tenant_env default_env;
  * reference), or NULL. */
 static json_t *pick_platform(struct rec *rc, const struct tenant_env *env)
 {
-	json_t *all = ctl_list_cached(rc->m, &vigil_platforms), *p, *best = NULL;
-	size_t i;
-
-	json_array_foreach(all, i, p)
-	{
-		const char *ns = md_str(p, "namespace");
-		const char *ts = md_str(p, "creationTimestamp");
-
-		if (md_str(p, "deletionTimestamp"))
-			continue;
-		if (env->platform_namespace &&
-		    (!ns || strcmp(ns, env->platform_namespace) != 0))
-			continue;
-		/* the oldest: RFC 3339 timestamps sort as strings */
-		if (!best || (ts && md_str(best, "creationTimestamp") &&
-			      strcmp(ts, md_str(best, "creationTimestamp")) < 0))
-			best = p;
-	}
-	json_incref(best);
-	json_decref(all);
-	return best;
+	return platform_pick(rc->m, env->platform_namespace);
 }
 
 /* The decoded value of data[key] of a Secret (new string). */

@@ -69,12 +69,44 @@ static void test_rfc3339(void **state)
 	assert_int_equal(vg_time_rfc3339(buf, 10, 6), 0); /* too small */
 }
 
+static void test_parse_and_format(void **state)
+{
+	int64_t t;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(vg_time_parse("1970-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(vg_time_parse("2026-11-28T12:34:56Z", &t), 0);
+	assert_int_equal(t, 1795869296);
+	assert_int_equal(vg_time_parse("2026-11-28T12:34:56.789Z", &t), 0);
+	assert_int_equal(t, 1795869296);
+	assert_int_equal(vg_time_parse("2026-11-28T14:34:56+02:00", &t), 0);
+	assert_int_equal(t, 1795869296);
+	assert_int_equal(vg_time_parse("2024-02-29T00:00:00-00:30", &t), 0);
+	assert_int_equal(t, 1709166600);
+	assert_int_equal(vg_time_fmt(1795869296, buf, sizeof(buf)), 20);
+	assert_string_equal(buf, "2026-11-28T12:34:56Z");
+	assert_int_equal(vg_time_fmt(0, buf, 10), 0);
+	static const char *const bad[] = {
+		"", "2026-11-28", "2026-11-28T12:34:56", "2026-13-01T00:00:00Z",
+		"2026-11-28T24:00:00Z", "2026-11-28T12:34:56.Z",
+		"2026-11-28T12:34:56Zjunk", "2026/11/28T12:34:56Z",
+		"2026-11-28T12:34:56+2:00",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (vg_time_parse(bad[i], &t) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_int_equal(vg_time_parse(NULL, &t), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_monotonic_advances),
 		cmocka_unit_test(test_deadline_wait),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_parse_and_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

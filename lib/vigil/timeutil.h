@@ -31,4 +31,11 @@ int vg_cond_init_mono(pthread_cond_t *cond);
  */
 size_t vg_time_rfc3339(char *out, size_t n, int digits);
 
+/* Unix time `t` as RFC 3339 UTC with whole seconds; the length, or 0. */
+size_t vg_time_fmt(int64_t t, char *out, size_t n);
+
+/* An RFC 3339 timestamp ("2026-11-28T12:00:00Z", fractions and numeric
+ * offsets allowed) as Unix seconds. 0, or -1 when malformed. */
+int vg_time_parse(const char *s, int64_t *out);
+
 #endif
