@@ -448,6 +448,10 @@ extern const struct vg_json_field api_run_body[];
 extern const struct vg_json_field api_triage_body[];
 extern const struct vg_json_field api_report_body[];
 
+/* Scan run states, NULL-terminated (api_runs.c); 1 for one of them. */
+extern const char *const gw_run_states[];
+int gw_run_state_valid(const char *s);
+
 /* The OpenAPI document (new), as GET /v1/openapi.json serves it. */
 json_t *gw_openapi_document(void);
 /* The document as committed in controlplane/gateway/openapi.json:

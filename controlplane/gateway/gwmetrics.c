@@ -52,8 +52,16 @@ int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err)
 	                       "accepted and queued for the workers.",
 	                       NULL, err);
 	m->ingest = f ? vg_metric_series(f, NULL) : NULL;
-	if (!m->sessions || !m->estop || !m->audit || !m->ingest)
+	m->scan_jobs = vg_metrics_gauge(
+		reg, "vigil_scan_jobs",
+		"Scan runs of every tenant by state: pending, running, "
+		"succeeded, failed, canceled.",
+		VG_LABELS("state"), err);
+	if (!m->sessions || !m->estop || !m->audit || !m->ingest ||
+	    !m->scan_jobs)
 		return err ? err->code : VG_INTERNAL;
+	for (size_t i = 0; gw_run_states[i]; i++)
+		vg_metric_labels(m->scan_jobs, gw_run_states[i]);
 	/* every result exists from the start, so rates work at once */
 	vg_metric_labels(m->auth, "success");
 	vg_metric_labels(m->auth, "failure");

@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -46,12 +47,44 @@ static void check_redis(struct gw *g)
 		vg_warn("redis unreachable", "err", err.msg);
 }
 
+/* vigil_scan_jobs{state}: every tenant's runs, counted by a function of
+ * the schema's owner (0009_gateway_scans.sql) */
+static void refresh_scan_jobs(struct gw *g)
+{
+	struct vg_db_conn *c = NULL;
+	struct vg_db_res *r = NULL;
+	struct vg_err err = {0};
+
+	if (vg_db_acquire(g->db, &c, &err) == VG_OK &&
+	    vg_db_exec(c, "SELECT state, runs FROM scan_run_counts()", 0, NULL,
+	               &r, &err) == VG_OK) {
+		for (size_t i = 0; gw_run_states[i]; i++) {
+			double n = 0;
+
+			for (int row = 0; row < vg_db_res_rows(r); row++)
+				if (strcmp(vg_db_res_get(r, row, 0),
+				           gw_run_states[i]) == 0)
+					n = strtod(vg_db_res_get(r, row, 1),
+					           NULL);
+			vg_gauge_set(vg_metric_labels(g->m.scan_jobs,
+			                              gw_run_states[i]),
+			             n);
+		}
+	} else {
+		vg_debug("scan run counts", "err", err.msg);
+	}
+	vg_db_res_free(r);
+	vg_db_release(c);
+}
+
 static void refresh_gauges(struct gw *g)
 {
 	long long n;
 
 	if (atomic_load(&g->db_ok))
 		gw_estop_read(g, NULL, NULL);
+	if (atomic_load(&g->db_ok) && atomic_load(&g->schema_ok))
+		refresh_scan_jobs(g);
 	if (atomic_load(&g->redis_ok) && gw_session_count(g, &n, NULL) == VG_OK)
 		vg_gauge_set(g->m.sessions, (double)n);
 }

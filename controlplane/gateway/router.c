@@ -78,6 +78,16 @@ static const struct gw_route routes[] = {
          SCOPE_PATH_TENANT, api_ingest_body, api_ingest, 0, 202,
          api_ingest_members},
 
+	{"GET", "/v1/tenants/{tid}/scan-runs", PERM_SCANS_READ,
+         SCOPE_PATH_TENANT, NULL, api_runs_list, 0, 0, NULL},
+	{"POST", "/v1/tenants/{tid}/scan-runs", PERM_SCANS_CREATE,
+         SCOPE_PATH_TENANT, api_run_body, api_runs_create, ROUTE_STOPPABLE,
+         0, NULL},
+	{"GET", "/v1/tenants/{tid}/scan-runs/{id}", PERM_SCANS_READ,
+         SCOPE_PATH_TENANT, NULL, api_runs_get, 0, 0, NULL},
+	{"POST", "/v1/tenants/{tid}/scan-runs/{id}/cancel", PERM_SCANS_CREATE,
+         SCOPE_PATH_TENANT, NULL, api_runs_cancel, 0, 200, NULL},
+
 	/* next: GET /v1/events (WebSocket upgrade), events:subscribe */
 	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0, NULL},
 };

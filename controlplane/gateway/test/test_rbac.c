@@ -36,6 +36,10 @@ static const struct {
 	{"GET /v1/audit", "AP"},
 	{"GET /v1/audit/verify", "AP"},
 	{"POST /v1/tenants/{tid}/ingest", "G"},
+	{"GET /v1/tenants/{tid}/scan-runs", "ANVP"},
+	{"POST /v1/tenants/{tid}/scan-runs", "ANP"},
+	{"GET /v1/tenants/{tid}/scan-runs/{id}", "ANVP"},
+	{"POST /v1/tenants/{tid}/scan-runs/{id}/cancel", "ANP"},
 };
 
 static const char role_letter[ROLE_COUNT] = {
@@ -174,6 +178,11 @@ static void body_for(const struct gw_route *r, char *out, size_t size)
 		         "{\"job_name\":\"rbac-%u\",\"shards\":1,"
 		         "\"shard\":0,\"batch_id\":\"b\",\"final\":true,"
 		         "\"findings\":[]}",
+		         uniq);
+	else if (strstr(r->pattern, "/scan-runs"))
+		snprintf(out, size,
+		         "{\"policy_namespace\":\"ns\","
+		         "\"policy_name\":\"rbac-%u\"}",
 		         uniq);
 	else if (strstr(r->pattern, "/auth/login"))
 		snprintf(out, size,
