@@ -40,6 +40,7 @@ VG_DB_EMBED(vg_db_sql_0004, MIGRATIONS_DIR "0004_audit.sql");
 VG_DB_EMBED(vg_db_sql_0005, MIGRATIONS_DIR "0005_emergency_stop.sql");
 VG_DB_EMBED(vg_db_sql_0006, MIGRATIONS_DIR "0006_run_results.sql");
 VG_DB_EMBED(vg_db_sql_0007, MIGRATIONS_DIR "0007_gateway.sql");
+VG_DB_EMBED(vg_db_sql_0008, MIGRATIONS_DIR "0008_brain.sql");
 VG_DB_EMBED(vg_db_sql_0009, MIGRATIONS_DIR "0009_gateway_scans.sql");
 
 static const struct vg_db_migration migrations[] = {
@@ -50,6 +51,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 5, "0005_emergency_stop", vg_db_sql_0005 },
 	{ 6, "0006_run_results", vg_db_sql_0006 },
 	{ 7, "0007_gateway", vg_db_sql_0007 },
+	{ 8, "0008_brain", vg_db_sql_0008 },
 	{ 9, "0009_gateway_scans", vg_db_sql_0009 },
 };
 

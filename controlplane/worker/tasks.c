@@ -430,29 +430,32 @@ static int task_finalize(struct task_ctx *ctx, struct vg_err *err)
 /* report                                                               */
 /* ------------------------------------------------------------------ */
 
-/* Until the brain generates reports, the worker records the run's report
- * as pending, with the run's counts as its summary; the brain will pick
- * pending reports up. */
+/* The handoff to vigil-brain: the run's report row, pending, with the
+ * run's counts as its summary and the request id that finished the run.
+ * The brain's sweep claims pending rows and queues its own task for each
+ * (its own Redis stream, retries and dead letters); the brain then
+ * completes the same row (controlplane/brain/README.md). One row per run,
+ * so this task delivered twice records one report. */
 static const struct vg_db_stmt ins_report = {
 	.name = "worker_ins_report",
-	.nparams = 2,
+	.nparams = 3,
 	.sql = "INSERT INTO reports (tenant_id, run_id, kind, format, state, "
-	       "summary) "
-	       "SELECT $1, id, 'run', 'json', 'pending', finding_counts "
+	       "summary, request_id) "
+	       "SELECT $1, id, 'run', 'json', 'pending', finding_counts, $3 "
 	       "FROM scan_runs WHERE id = $2 "
 	       "ON CONFLICT (tenant_id, run_id) WHERE kind = 'run' "
 	       "DO NOTHING",
 };
 
 struct report {
-	const char *tenant, *run;
+	const char *tenant, *run, *request_id;
 	long long inserted;
 };
 
 static int report_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 {
 	struct report *rp = arg;
-	const char *params[] = {rp->tenant, rp->run};
+	const char *params[] = {rp->tenant, rp->run, rp->request_id};
 	struct vg_db_res *r = NULL;
 	int rc = vg_db_exec_stmt(c, &ins_report, params, &r, err);
 
@@ -463,7 +466,7 @@ static int report_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 static int task_report(struct task_ctx *ctx, struct vg_err *err)
 {
-	struct report rp = {0};
+	struct report rp = {.request_id = ctx->task->request_id};
 	int rc;
 
 	if ((rc = payload_run(ctx->task, &rp.tenant, &rp.run, err)))
@@ -472,6 +475,9 @@ static int task_report(struct task_ctx *ctx, struct vg_err *err)
 	if (rc == VG_OK && !rp.inserted)
 		snprintf(ctx->note, sizeof(ctx->note),
 		         "report recorded before");
+	else if (rc == VG_OK)
+		snprintf(ctx->note, sizeof(ctx->note),
+		         "report handed to the brain");
 	return rc;
 }
 

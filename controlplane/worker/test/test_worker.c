@@ -159,11 +159,14 @@ static void test_ingest_finalize_report(void **state)
 	                      1, p);
 	assert_string_equal(state_, "succeeded 2 8 1");
 	free(state_);
+	/* handed to the brain: pending, with the request that finished
+	 * the run, not yet queued by the brain's sweep */
 	char *rep = su_str("SELECT state || ' ' || kind || ' ' || "
-	                   "(summary->>'total') FROM vigil.reports "
+	                   "(summary->>'total') || ' ' || request_id || ' ' "
+	                   "|| (queued_at IS NULL) FROM vigil.reports "
 	                   "WHERE run_id = $1",
 	                   1, p);
-	assert_string_equal(rep, "pending run 8");
+	assert_string_equal(rep, "pending run 8 req-test true");
 	free(rep);
 	assert_int_equal((int)metric(reg, "vigil_worker_tasks_processed_total",
 	                             "ingest"),
