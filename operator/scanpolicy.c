@@ -344,8 +344,8 @@ static long tenant_active_runs(struct sp *s)
 	{
 		if (strcmp(vg_json_get_str(j, "metadata.namespace", ""),
 			   s->rc->ns) != 0 ||
-		    !vg_json_get_str(j, "metadata.labels." SCANPOLICY_LABEL,
-				     NULL))
+		    !json_object_get(vg_json_get(j, "metadata.labels"),
+				     SCANPOLICY_LABEL))
 			continue;
 		job_state(j, &ri);
 		n += !ri.finished;
@@ -407,6 +407,13 @@ static int start_run(struct sp *s, const char *trigger, int64_t scheduled,
 				 name, sizeof(name));
 	if (rc != VG_OK)
 		return vg_err_set(&s->rc->err, rc, "Job name too long");
+	/* started before (the status saying so not cached yet): the same
+	 * run, since its name derives from what triggered it */
+	job = ctl_get_cached(s->rc->m, &vg_kube_jobs, s->rc->ns, name);
+	if (job) {
+		json_decref(job);
+		return VG_OK;
+	}
 	run.job_name = name;
 	run.trigger = trigger;
 	run.scheduled = scheduled;
@@ -487,8 +494,10 @@ static int schedule(struct sp *s)
 	const json_t *p = s->rc->obj;
 	const char *sched = vg_json_get_str(p, "spec.schedule", NULL);
 	const char *zone = vg_json_get_str(p, "spec.timeZone", NULL);
-	const char *run_now = vg_json_get_str(
-		p, "metadata.annotations." SCANPOLICY_RUN_NOW_ANNOTATION, NULL);
+	/* (a key with dots: not through a vg_json path) */
+	const char *run_now = json_string_value(
+		json_object_get(vg_json_get(p, "metadata.annotations"),
+				SCANPOLICY_RUN_NOW_ANNOTATION));
 	const char *policy = vg_json_get_str(p, "spec.concurrencyPolicy",
 					     "Forbid");
 	struct scanpolicy_due due = { 0 };

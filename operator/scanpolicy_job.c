@@ -307,6 +307,14 @@ int scanpolicy_job(const json_t *policy, const struct scanpolicy_run *run,
 		"volumes", "name", "spool", "emptyDir", "sizeLimit", "256Mi");
 	if (!*job)
 		goto nomem;
+	if (json_object_size(vg_json_get(policy, "spec.podAnnotations")) &&
+	    json_object_set(vg_json_get(*job, "spec.template.metadata"),
+			    "annotations",
+			    vg_json_get(policy, "spec.podAnnotations"))) {
+		json_decref(*job);
+		*job = NULL;
+		goto nomem;
+	}
 	json_decref(args);
 	json_decref(env);
 	json_decref(res);
