@@ -88,6 +88,12 @@ static const struct gw_route routes[] = {
 	{"POST", "/v1/tenants/{tid}/scan-runs/{id}/cancel", PERM_SCANS_CREATE,
          SCOPE_PATH_TENANT, NULL, api_runs_cancel, 0, 200, NULL},
 
+	{"GET", "/v1/tenants/{tid}/findings", PERM_FINDINGS_READ,
+         SCOPE_PATH_TENANT, NULL, api_findings_list, 0, 0, NULL},
+	{"PATCH", "/v1/tenants/{tid}/findings/{id}", PERM_FINDINGS_TRIAGE,
+         SCOPE_PATH_TENANT, api_triage_body, api_findings_triage, 0, 0,
+         NULL},
+
 	/* next: GET /v1/events (WebSocket upgrade), events:subscribe */
 	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0, NULL},
 };

@@ -1,7 +1,8 @@
 /* test_scans.c - the scan endpoints against a real PostgreSQL and Redis:
  * scan runs (on-demand records, the emergency stop, cancel, filters and
- * keyset pages), with every role and another tenant's ids, and the
- * vigil_scan_jobs gauge. */
+ * keyset pages), findings (1,234 of them walked page by page, filters,
+ * triage, the plan of the list's query), with every role and another
+ * tenant's ids, and the vigil_scan_jobs gauge. */
 #include "harness.h"
 
 static char tid[37], other[37];
@@ -357,6 +358,353 @@ static void test_runs_list(void **state)
 	}
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Findings                                                             */
+/* ------------------------------------------------------------------ */
+
+static char frun[2][37], other_run[37], other_finding[37];
+
+/* A run of tenant `t` made in SQL; its id into `id`. */
+static void sql_run(const char *t, const char *job, char *id)
+{
+	char q[256], *v;
+
+	snprintf(q, sizeof(q),
+	         "INSERT INTO vigil.scan_runs (tenant_id, job_name, state)"
+	         " VALUES ('%s', '%s', 'succeeded') RETURNING id",
+	         t, job);
+	v = h_sql(q);
+	snprintf(id, 37, "%s", v);
+	free(v);
+}
+
+static void test_findings_setup(void **state)
+{
+	char q[1024], *v;
+
+	(void)state;
+	sql_run(tid, "findings-a", frun[0]);
+	sql_run(tid, "findings-b", frun[1]);
+	sql_run(other, "findings-other", other_run);
+	/* 1,234 findings over two runs; last_seen repeats, so pages end
+	 * inside runs of equal (severity, last_seen) and the id decides */
+	snprintf(q, sizeof(q),
+	         "INSERT INTO vigil.findings (tenant_id, run_id, batch_id,"
+	         " host, port, scanner, severity, fingerprint, title,"
+	         " first_seen, last_seen) SELECT '%s', CASE WHEN i %% 2 = 0"
+	         " THEN '%s'::uuid ELSE '%s'::uuid END, 'b', '10.0.' ||"
+	         " (i %% 7) || '.1', CASE WHEN i %% 11 = 0 THEN NULL ELSE"
+	         " i %% 50 END, CASE WHEN i %% 3 = 0 THEN 'tls' ELSE 'tcp'"
+	         " END, (ARRAY['info','low','medium','high','critical'])"
+	         "[1 + i %% 5]::vigil.severity, 'fp-' || i, 'finding ' || i,"
+	         " '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'::timestamptz"
+	         " + (i %% 13) * interval '1 minute'"
+	         " FROM generate_series(1, 1234) i",
+	         tid, frun[0], frun[1]);
+	free(h_sql(q));
+	snprintf(q, sizeof(q),
+	         "INSERT INTO vigil.findings (tenant_id, run_id, batch_id,"
+	         " host, scanner, severity, fingerprint) VALUES ('%s', '%s',"
+	         " 'b', '10.0.0.1', 'tcp', 'critical', 'other-fp')"
+	         " RETURNING id",
+	         other, other_run);
+	v = h_sql(q);
+	snprintf(other_finding, sizeof(other_finding), "%s", v);
+	free(v);
+}
+
+static void test_findings_pages(void **state)
+{
+	json_t *ids;
+	int pages;
+	char q[512];
+
+	(void)state;
+	ids = walk(tpath(tid, "/findings"), viewer, 100, &pages);
+	assert_int_equal(json_array_size(ids), 1234);
+	assert_int_equal(pages, 13);
+	snprintf(q, sizeof(q),
+	         "SELECT string_agg(id::text, ',' ORDER BY severity DESC,"
+	         " last_seen DESC, id DESC) FROM vigil.findings WHERE"
+	         " tenant_id = '%s'",
+	         tid);
+	/* every finding once, in order (string equality of the lists) */
+	expect_order(ids, q);
+	json_decref(ids);
+	/* a page of one, and of the most */
+	ids = walk(tpath(tid, "/findings?severity=critical&host=10.0.3.1"),
+	           analyst, 1, &pages);
+	snprintf(q, sizeof(q),
+	         "SELECT string_agg(id::text, ',' ORDER BY severity DESC,"
+	         " last_seen DESC, id DESC) FROM vigil.findings WHERE"
+	         " tenant_id = '%s' AND severity = 'critical' AND host ="
+	         " '10.0.3.1'",
+	         tid);
+	expect_order(ids, q);
+	assert_int_equal((size_t)pages, json_array_size(ids));
+	json_decref(ids);
+	ids = walk(tpath(tid, "/findings"), viewer, 500, &pages);
+	assert_int_equal(pages, 3);
+	json_decref(ids);
+}
+
+static void test_findings_filters(void **state)
+{
+	static const struct {
+		const char *query, *where;
+	} cases[] = {
+		{"severity=high,critical", "severity IN ('high', 'critical')"},
+		{"severity=info", "severity = 'info'"},
+		{"host=10.0.5.1", "host = '10.0.5.1'"},
+		{"port=7", "port = 7"},
+		{"scanner=tls&severity=low", "scanner = 'tls' AND severity = "
+		                             "'low'"},
+		{"state=open", "state = 'open'"},
+		{"state=resolved", "state = 'resolved'"},
+	};
+	json_t *ids;
+	int pages;
+	char url[256], q[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(url, sizeof(url), "/findings?%s", cases[i].query);
+		ids = walk(tpath(tid, url), admin, 97, &pages);
+		snprintf(q, sizeof(q),
+		         "SELECT coalesce(string_agg(id::text, ',' ORDER BY"
+		         " severity DESC, last_seen DESC, id DESC), '') FROM"
+		         " vigil.findings WHERE tenant_id = '%s' AND %s",
+		         tid, cases[i].where);
+		expect_order(ids, q);
+		json_decref(ids);
+	}
+	snprintf(url, sizeof(url), "/findings?run_id=%s&severity=medium",
+	         frun[1]);
+	ids = walk(tpath(tid, url), admin, 50, &pages);
+	snprintf(q, sizeof(q),
+	         "SELECT string_agg(id::text, ',' ORDER BY severity DESC,"
+	         " last_seen DESC, id DESC) FROM vigil.findings WHERE"
+	         " tenant_id = '%s' AND run_id = '%s' AND severity ="
+	         " 'medium'",
+	         tid, frun[1]);
+	expect_order(ids, q);
+	json_decref(ids);
+
+	/* a row: every field */
+	{
+		struct h_resp r;
+
+		h_expect(200, "GET",
+		         tpath(tid, "/findings?limit=1&host=10.0.0.1&port=7"),
+		         viewer, NULL, &r);
+		assert_string_equal(
+			vg_json_get_str(r.json, "items[0].host", ""),
+			"10.0.0.1");
+		assert_int_equal(vg_json_get_int(r.json, "items[0].port", -1),
+		                 7);
+		assert_string_equal(
+			vg_json_get_str(r.json, "items[0].protocol", ""),
+			"tcp");
+		assert_true(json_is_object(
+			vg_json_get(r.json, "items[0].evidence")));
+		assert_string_equal(
+			vg_json_get_str(r.json, "items[0].state", ""), "open");
+		h_resp_free(&r);
+		/* a host-level finding's port is null */
+		h_expect(200, "GET", tpath(tid, "/findings?limit=500"), viewer,
+		         NULL, &r);
+		{
+			size_t i, nulls = 0;
+			const json_t *it;
+
+			json_array_foreach(vg_json_get_array(r.json, "items"),
+			                   i, it) nulls +=
+				json_is_null(json_object_get(it, "port"));
+			assert_true(nulls > 0);
+		}
+		h_resp_free(&r);
+	}
+
+	/* malformed filters and cursors */
+	expect_bad_request(tpath(tid, "/findings?severity=urgent"), viewer);
+	expect_bad_request(tpath(tid, "/findings?severity=high,"), viewer);
+	expect_bad_request(tpath(tid, "/findings?severity="), viewer);
+	expect_bad_request(tpath(tid, "/findings?port=65536"), viewer);
+	expect_bad_request(tpath(tid, "/findings?port=-1"), viewer);
+	expect_bad_request(tpath(tid, "/findings?run_id=run-1"), viewer);
+	expect_bad_request(tpath(tid, "/findings?state=closed"), viewer);
+	expect_bad_request(tpath(tid, "/findings?limit=1000"), viewer);
+	expect_bad_request(tpath(tid, "/findings?cursor=@@@"), viewer);
+	{
+		/* a scan-runs cursor is no findings cursor */
+		struct h_resp r;
+		char url2[512];
+
+		h_expect(200, "GET", tpath(tid, "/scan-runs?limit=1"), viewer,
+		         NULL, &r);
+		snprintf(url2, sizeof(url2), "/findings?cursor=%s",
+		         vg_json_get_str(r.json, "next_cursor", ""));
+		h_resp_free(&r);
+		expect_bad_request(tpath(tid, url2), viewer);
+	}
+	{
+		const char *parts[] = {"severe", "2026-01-02T00:00:00Z",
+		                       "00000000-0000-4000-8000-000000000001"};
+		char *c = gw_cursor_encode(parts, 3);
+		char url2[512];
+
+		snprintf(url2, sizeof(url2), "/findings?cursor=%s", c);
+		expect_bad_request(tpath(tid, url2), viewer);
+		free(c);
+	}
+}
+
+static void test_findings_access(void **state)
+{
+	struct h_resp r;
+	char p[256];
+
+	(void)state;
+	h_expect(403, "GET", tpath(tid, "/findings"), agent, NULL, &r);
+	h_resp_free(&r);
+	h_expect(401, "GET", tpath(tid, "/findings"), NULL, NULL, &r);
+	h_resp_free(&r);
+	h_expect(404, "GET", tpath(tid, "/findings"), other_admin, NULL, &r);
+	h_resp_free(&r);
+	/* the other tenant sees its one finding only */
+	h_expect(200, "GET", tpath(other, "/findings"), other_admin, NULL, &r);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 1);
+	assert_string_equal(vg_json_get_str(r.json, "items[0].id", ""),
+	                    other_finding);
+	h_resp_free(&r);
+	/* its finding through this tenant's path: not found, not changed */
+	snprintf(p, sizeof(p), "/findings/%s", other_finding);
+	h_expect(404, "PATCH", tpath(tid, p), admin,
+	         "{\"state\":\"accepted\"}", &r);
+	h_resp_free(&r);
+	h_expect(404, "PATCH", tpath(tid, p), BOOTSTRAP_KEY,
+	         "{\"state\":\"accepted\"}", &r);
+	h_resp_free(&r);
+	{
+		char q[256], *v;
+
+		snprintf(q, sizeof(q),
+		         "SELECT state FROM vigil.findings WHERE id = '%s'",
+		         other_finding);
+		v = h_sql(q);
+		assert_string_equal(v, "open");
+		free(v);
+	}
+}
+
+static void test_findings_triage(void **state)
+{
+	struct h_resp r;
+	char id[37], p[256], q[512], *v;
+
+	(void)state;
+	h_expect(200, "GET", tpath(tid, "/findings?limit=1&severity=critical"),
+	         viewer, NULL, &r);
+	snprintf(id, sizeof(id), "%s",
+	         vg_json_get_str(r.json, "items[0].id", ""));
+	h_resp_free(&r);
+	snprintf(p, sizeof(p), "/findings/%s", id);
+	h_expect(403, "PATCH", tpath(tid, p), viewer,
+	         "{\"state\":\"resolved\"}", &r);
+	h_resp_free(&r);
+	h_expect(403, "PATCH", tpath(tid, p), agent,
+	         "{\"state\":\"resolved\"}", &r);
+	h_resp_free(&r);
+	h_expect(422, "PATCH", tpath(tid, p), analyst,
+	         "{\"state\":\"fixed\"}", &r);
+	h_resp_free(&r);
+	h_expect(422, "PATCH", tpath(tid, p), analyst,
+	         "{\"state\":\"resolved\",\"note\":\"x\"}", &r);
+	h_resp_free(&r);
+	h_expect(200, "PATCH", tpath(tid, p), analyst,
+	         "{\"state\":\"false_positive\"}", &r);
+	assert_string_equal(vg_json_get_str(r.json, "id", ""), id);
+	assert_string_equal(vg_json_get_str(r.json, "state", ""),
+	                    "false_positive");
+	h_resp_free(&r);
+	h_expect(200, "PATCH", tpath(tid, p), admin,
+	         "{\"state\":\"resolved\"}", &r);
+	h_resp_free(&r);
+	h_expect(404, "PATCH",
+	         tpath(tid, "/findings/00000000-0000-4000-8000-00000000beef"),
+	         admin, "{\"state\":\"resolved\"}", &r);
+	h_resp_free(&r);
+	h_expect(404, "PATCH", tpath(tid, "/findings/nope"), admin,
+	         "{\"state\":\"resolved\"}", &r);
+	h_resp_free(&r);
+	/* both changes audited with what they changed */
+	snprintf(q, sizeof(q),
+	         "SELECT string_agg(details->>'from' || '>' ||"
+	         " (details->>'to'), ' ' ORDER BY seq) FROM vigil.audit_log"
+	         " WHERE tenant_id = '%s' AND action = 'finding.triage' AND"
+	         " object_id = '%s'",
+	         tid, id);
+	v = h_sql(q);
+	assert_string_equal(v, "open>false_positive false_positive>resolved");
+	free(v);
+	/* and the filter sees it */
+	h_expect(200, "GET", tpath(tid, "/findings?state=resolved"), viewer,
+	         NULL, &r);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 1);
+	h_resp_free(&r);
+}
+
+/* The list's query, as the gateway's role runs it under row-level
+ * security: a backwards scan of findings_tenant_rank bounded by the
+ * cursor, no sort. */
+static void test_findings_plan(void **state)
+{
+	struct vg_db_opts o = {.max_conns = 1};
+	struct vg_db_pool *pool = NULL;
+	struct vg_db_conn *c = NULL;
+	struct vg_db_res *res = NULL;
+	struct vg_err err = {0};
+	struct vg_buf plan;
+	char *ci = gw_config_conninfo(&H.cfg, 1);
+
+	(void)state;
+	free(h_sql("ANALYZE vigil.findings"));
+	o.conninfo = ci;
+	vg_buf_init(&plan, 0);
+	assert_int_equal(vg_db_pool_new(&o, &pool, &err), VG_OK);
+	assert_int_equal(vg_db_acquire(pool, &c, &err), VG_OK);
+	assert_int_equal(vg_db_begin(c, tid, VG_DB_TX_READ_ONLY, &err), VG_OK);
+	if (vg_db_exec(c,
+	               "EXPLAIN SELECT id FROM findings WHERE tenant_id ="
+	               " current_tenant() AND (severity_rank, last_seen, id)"
+	               " < (3::smallint, '2026-01-02T00:05:00Z'::"
+	               "timestamptz, '00000000-0000-4000-8000-000000000001'"
+	               "::uuid) ORDER BY severity_rank DESC, last_seen DESC,"
+	               " id DESC LIMIT 101",
+	               0, NULL, &res, &err) != VG_OK)
+		fail_msg("explain: %s", err.msg);
+	for (int i = 0; i < vg_db_res_rows(res); i++)
+		vg_buf_appendf(&plan, "%s\n", vg_db_res_get(res, i, 0));
+	/* the cursor bounds the scan (Index Cond), not a filter */
+	if (!strstr(vg_buf_str(&plan), "Scan Backward using "
+	                               "findings_tenant_rank") ||
+	    !strstr(vg_buf_str(&plan), "Index Cond: ((tenant_id = ") ||
+	    !strstr(vg_buf_str(&plan), "AND (ROW(severity_rank, last_seen,"
+	                               " id) < ROW(") ||
+	    strstr(vg_buf_str(&plan), "Sort") ||
+	    strstr(vg_buf_str(&plan), "Filter: (ROW"))
+		fail_msg("plan:\n%s", vg_buf_str(&plan));
+	vg_db_res_free(res);
+	vg_db_rollback(c);
+	vg_db_release(c);
+	vg_db_pool_free(pool);
+	vg_buf_cleanup(&plan);
+	free(ci);
+}
+
 static void test_scan_jobs_gauge(void **state)
 {
 	double canceled = -1, failed = -1;
@@ -382,6 +730,12 @@ int main(void)
 		cmocka_unit_test(test_runs_emergency_stop),
 		cmocka_unit_test(test_runs_cancel),
 		cmocka_unit_test(test_runs_list),
+		cmocka_unit_test(test_findings_setup),
+		cmocka_unit_test(test_findings_pages),
+		cmocka_unit_test(test_findings_filters),
+		cmocka_unit_test(test_findings_access),
+		cmocka_unit_test(test_findings_triage),
+		cmocka_unit_test(test_findings_plan),
 		cmocka_unit_test(test_scan_jobs_gauge),
 	};
 

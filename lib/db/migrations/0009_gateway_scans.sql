@@ -6,8 +6,15 @@ SET LOCAL search_path = vigil, pg_catalog;
 
 -- GET .../findings: most severe first, then most recently seen, then id;
 -- each page starts after the previous page's last (severity, last_seen,
--- id), read backwards on this index.
-CREATE INDEX findings_tenant_rank ON findings (tenant_id, severity, last_seen, id);
+-- id), read backwards on this index. The severity's rank is a smallint
+-- column because under row-level security only leakproof operators may
+-- bound an index scan, and the enum's comparisons are not leakproof: a
+-- (severity, last_seen, id) bound would be a filter read from the first
+-- row on, every page.
+ALTER TABLE findings ADD COLUMN severity_rank smallint NOT NULL
+	GENERATED ALWAYS AS (CASE severity WHEN 'info' THEN 0 WHEN 'low' THEN 1
+		WHEN 'medium' THEN 2 WHEN 'high' THEN 3 WHEN 'critical' THEN 4 END) STORED;
+CREATE INDEX findings_tenant_rank ON findings (tenant_id, severity_rank, last_seen, id);
 
 -- GET .../scan-runs and .../reports: newest first, (created_at, id) keys.
 CREATE INDEX scan_runs_tenant_created_id ON scan_runs (tenant_id, created_at, id);
