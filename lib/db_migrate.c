@@ -42,6 +42,7 @@ VG_DB_EMBED(vg_db_sql_0006, MIGRATIONS_DIR "0006_run_results.sql");
 VG_DB_EMBED(vg_db_sql_0007, MIGRATIONS_DIR "0007_gateway.sql");
 VG_DB_EMBED(vg_db_sql_0008, MIGRATIONS_DIR "0008_brain.sql");
 VG_DB_EMBED(vg_db_sql_0009, MIGRATIONS_DIR "0009_gateway_scans.sql");
+VG_DB_EMBED(vg_db_sql_0010, MIGRATIONS_DIR "0010_agent_keys.sql");
 
 static const struct vg_db_migration migrations[] = {
 	{ 1, "0001_roles", vg_db_sql_0001 },
@@ -53,6 +54,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 7, "0007_gateway", vg_db_sql_0007 },
 	{ 8, "0008_brain", vg_db_sql_0008 },
 	{ 9, "0009_gateway_scans", vg_db_sql_0009 },
+	{ 10, "0010_agent_keys", vg_db_sql_0010 },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -628,11 +628,26 @@ int tenant_desired(const json_t *tenant, const struct tenant_platform *pf,
 	return VG_OK;
 }
 
+/* base64url without padding of n bytes into out (4 * n / 3 + 2 bytes). */
+static void base64url(const unsigned char *in, size_t n, char *out)
+{
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+
+	for (int k = 0; k < len; k++)
+		if (out[k] == '+')
+			out[k] = '-';
+		else if (out[k] == '/')
+			out[k] = '_';
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+}
+
 int tenant_agent_secret(const json_t *tenant, json_t **secret,
 			struct vg_err *err)
 {
-	unsigned char raw[TOKEN_BYTES];
-	char token[2 * TOKEN_BYTES + 1];
+	unsigned char raw[4 + TOKEN_BYTES];
+	char token[TENANT_AGENT_TOKEN_LEN + 8];
 	struct tctx c;
 	json_t *o;
 	int rc;
@@ -643,8 +658,11 @@ int tenant_agent_secret(const json_t *tenant, json_t **secret,
 		return rc;
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return vg_err_sys(err, VG_IO, "getrandom");
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	/* an API key of the gateway: "vgk_<8 hex>_<43 base64url>", the
+	 * first 12 characters its public prefix */
+	snprintf(token, sizeof(token), "vgk_%02x%02x%02x%02x_", raw[0], raw[1],
+		 raw[2], raw[3]);
+	base64url(raw + 4, TOKEN_BYTES, token + 13);
 	o = object(&c, "v1", "Secret", TENANT_AGENT_SECRET, 1);
 	if (!o || json_object_set_new(o, "type", json_string("Opaque")) ||
 	    json_object_set_new(o, "stringData",
@@ -973,6 +991,41 @@ int tenant_db_archive(struct vg_db_pool *p, const char *uid, char id[37],
 	return vg_db_tx(p, NULL, 0, call_row, &call, err);
 }
 
+static const struct vg_db_stmt stmt_agent_key = {
+	.name = "vigil_agent_key_register",
+	.sql = "SELECT vigil.agent_key_register($1, $2, $3)",
+	.nparams = 3,
+};
+
+static int call_stmt(struct vg_db_conn *c, void *arg, struct vg_err *err)
+{
+	struct row_call *rc_ = arg;
+
+	return vg_db_exec_stmt(c, rc_->st, rc_->params, NULL, err);
+}
+
+int tenant_db_register_agent_key(struct vg_db_pool *p, const char *id,
+				 const char *token, struct vg_err *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char prefix[13], hex[65];
+	struct row_call call = { .st = &stmt_agent_key,
+				 .params = { id, prefix, hex } };
+
+	if (strlen(token) != TENANT_AGENT_TOKEN_LEN ||
+	    strncmp(token, "vgk_", 4) != 0 || token[12] != '_')
+		return vg_err_set(err, VG_INVAL,
+				  "the agent token is not an API key");
+	memcpy(prefix, token, 12);
+	prefix[12] = '\0';
+	if (!EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL))
+		return vg_err_set(err, VG_INTERNAL, "SHA-256");
+	for (unsigned int k = 0; k < mdlen; k++)
+		snprintf(hex + 2 * k, 3, "%02x", md[k]);
+	return vg_db_tx(p, NULL, 0, call_stmt, &call, err);
+}
+
 static const struct {
 	int code;
 	const char *reason;
@@ -1186,6 +1239,33 @@ static int write_status(struct rec *rc, const char *ns, const char *dbid,
 	return r;
 }
 
+/* Register the agent token of the tenant's Secret (from the cache; a
+ * Secret just created is registered on the reconcile its event brings)
+ * with the gateway's API keys. */
+static int register_agent_key(struct rec *rc, struct vg_db_pool *pool,
+			      const char *id, struct vg_err *err)
+{
+	char ns[NAME_MAX_LEN + 1], *token = NULL;
+	json_t *secret;
+	int r;
+
+	if (tenant_namespace(rc->obj, ns, sizeof(ns), NULL) != VG_OK)
+		return VG_OK;
+	secret = ctl_get_cached(rc->m, &vg_kube_secrets, ns,
+				TENANT_AGENT_SECRET);
+	if (!secret)
+		return VG_OK;
+	r = secret_value(secret, TENANT_AGENT_SECRET_KEY, &token, err);
+	json_decref(secret);
+	if (r == VG_OK)
+		r = tenant_db_register_agent_key(pool, id, token, err);
+	if (token) {
+		OPENSSL_cleanse(token, strlen(token));
+		free(token);
+	}
+	return r;
+}
+
 /* The database step of a reconcile: the row written (id) or archived. */
 static int with_db(struct rec *rc, const struct tenant_env *env,
 		   const json_t *platform, int archive, char id[37],
@@ -1209,6 +1289,8 @@ static int with_db(struct rec *rc, const struct tenant_env *env,
 						&err)
 			    : tenant_db_upsert(tenant_db_pool(db), rc->obj, id,
 					       &err);
+	if (r == VG_OK && !archive)
+		r = register_agent_key(rc, tenant_db_pool(db), id, &err);
 	tenant_db_put(db);
 	if (conninfo)
 		OPENSSL_cleanse(conninfo, strlen(conninfo));

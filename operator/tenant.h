@@ -64,6 +64,8 @@
 #define TENANT_BINDING_NAME "vigil-tenant-admins"
 #define TENANT_AGENT_SECRET "vigil-agent-token"
 #define TENANT_AGENT_SECRET_KEY "token"
+/* "vgk_" 8 hex "_" 43 base64url: an API key of the gateway */
+#define TENANT_AGENT_TOKEN_LEN 56
 /* Gateway pods are selected by these labels with the Platform's name as
  * app.kubernetes.io/instance. */
 #define TENANT_GATEWAY_COMPONENT "gateway"
@@ -147,6 +149,10 @@ void tenant_db_shutdown(void);
 /* Create or update the row of `tenant`; its id into `id`. */
 int tenant_db_upsert(struct vg_db_pool *p, const json_t *tenant,
 		     char id[37], struct vg_err *err);
+/* Register agent token `token` (an API key) for the tenant with database
+ * id `id`, revoking the agent tokens the operator registered before. */
+int tenant_db_register_agent_key(struct vg_db_pool *p, const char *id,
+				 const char *token, struct vg_err *err);
 /* Archive the row of the Tenant with metadata.uid `uid`; `id` receives
  * its id ("" when it never had a row). Idempotent. */
 int tenant_db_archive(struct vg_db_pool *p, const char *uid, char id[37],

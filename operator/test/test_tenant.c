@@ -400,8 +400,14 @@ static void test_agent_secret_random_token(void **state)
 	assert_json_at(s1, "type", "\"Opaque\"");
 	tok1 = vg_json_get_str(s1, "stringData.token", "");
 	tok2 = vg_json_get_str(s2, "stringData.token", "");
-	assert_int_equal(strlen(tok1), 64);
-	assert_int_equal(strspn(tok1, "0123456789abcdef"), 64);
+	/* an API key of the gateway: vgk_<8 hex>_<43 base64url> */
+	assert_int_equal(strlen(tok1), TENANT_AGENT_TOKEN_LEN);
+	assert_int_equal(strncmp(tok1, "vgk_", 4), 0);
+	assert_int_equal(strspn(tok1 + 4, "0123456789abcdef"), 8);
+	assert_int_equal(tok1[12], '_');
+	assert_int_equal(strspn(tok1 + 13, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh"
+					   "ijklmnopqrstuvwxyz0123456789-_"),
+			 43);
 	assert_string_not_equal(tok1, tok2);
 	json_decref(s1);
 	json_decref(s2);
@@ -570,6 +576,51 @@ static void test_db_upsert_is_idempotent_and_archives(void **state)
 	assert_int_equal(tenant_db_archive(tenant_db_pool(db), "nope", id3,
 					   &err),
 			 VG_INVAL);
+
+	/* the agent token becomes an agent API key (prefix and SHA-256 of
+	 * the whole key), registered once; a new token revokes the old */
+	{
+		json_t *s1 = NULL, *s2 = NULL;
+		const char *tok1, *tok2;
+		char q[512];
+
+		assert_int_equal(tenant_agent_secret(t, &s1, &err), VG_OK);
+		assert_int_equal(tenant_agent_secret(t, &s2, &err), VG_OK);
+		tok1 = vg_json_get_str(s1, "stringData.token", "");
+		tok2 = vg_json_get_str(s2, "stringData.token", "");
+		for (int k = 0; k < 2; k++)
+			if (tenant_db_register_agent_key(tenant_db_pool(db), id1,
+							 tok1, &err) != VG_OK)
+				fail_msg("register: %s", err.msg);
+		snprintf(q, sizeof(q),
+			 "SELECT count(*) || '|' || min(role) || '|' || "
+			 "bool_and(hash = sha256('%s'::bytea)) || '|' || "
+			 "bool_and(revoked_at IS NULL) FROM vigil.api_keys "
+			 "WHERE tenant_id = '%s' AND prefix = '%.12s'",
+			 tok1, id1, tok1);
+		admin_sql("vigil", q, v, sizeof(v));
+		assert_string_equal(v, "1|agent|true|true");
+		assert_int_equal(tenant_db_register_agent_key(tenant_db_pool(db),
+							      id1, tok2, &err),
+				 VG_OK);
+		snprintf(q, sizeof(q),
+			 "SELECT string_agg((prefix = '%.12s')::text || ':' || "
+			 "(revoked_at IS NULL)::text, ',' ORDER BY prefix = "
+			 "'%.12s') FROM vigil.api_keys WHERE tenant_id = '%s'",
+			 tok1, tok1, id1);
+		admin_sql("vigil", q, v, sizeof(v));
+		assert_string_equal(v, "false:true,true:false");
+		/* another tenant cannot claim the key */
+		assert_int_not_equal(tenant_db_register_agent_key(
+					     tenant_db_pool(db), id3, tok2, &err),
+				     VG_OK);
+		assert_int_equal(tenant_db_register_agent_key(tenant_db_pool(db),
+							      id1, "vgk_short",
+							      &err),
+				 VG_INVAL);
+		json_decref(s1);
+		json_decref(s2);
+	}
 
 	/* the same conninfo shares the pool */
 	struct tenant_db *again = NULL;
