@@ -94,6 +94,17 @@ static const struct gw_route routes[] = {
          SCOPE_PATH_TENANT, api_triage_body, api_findings_triage, 0, 0,
          NULL},
 
+	/* asking for a report is reading the run's results: reports:read */
+	{"GET", "/v1/tenants/{tid}/reports", PERM_REPORTS_READ,
+         SCOPE_PATH_TENANT, NULL, api_reports_list, 0, 0, NULL},
+	{"POST", "/v1/tenants/{tid}/reports", PERM_REPORTS_READ,
+         SCOPE_PATH_TENANT, api_report_body, api_reports_create, 0, 202,
+         NULL},
+	{"GET", "/v1/tenants/{tid}/reports/{id}", PERM_REPORTS_READ,
+         SCOPE_PATH_TENANT, NULL, api_reports_get, 0, 0, NULL},
+	{"GET", "/v1/tenants/{tid}/reports/{id}/content", PERM_REPORTS_READ,
+         SCOPE_PATH_TENANT, NULL, api_reports_content, 0, 0, NULL},
+
 	/* next: GET /v1/events (WebSocket upgrade), events:subscribe */
 	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0, NULL},
 };

@@ -42,6 +42,10 @@ static const struct {
 	{"POST /v1/tenants/{tid}/scan-runs/{id}/cancel", "ANP"},
 	{"GET /v1/tenants/{tid}/findings", "ANVP"},
 	{"PATCH /v1/tenants/{tid}/findings/{id}", "ANP"},
+	{"GET /v1/tenants/{tid}/reports", "ANVP"},
+	{"POST /v1/tenants/{tid}/reports", "ANVP"},
+	{"GET /v1/tenants/{tid}/reports/{id}", "ANVP"},
+	{"GET /v1/tenants/{tid}/reports/{id}/content", "ANVP"},
 };
 
 static const char role_letter[ROLE_COUNT] = {
@@ -188,6 +192,9 @@ static void body_for(const struct gw_route *r, char *out, size_t size)
 		         uniq);
 	else if (strstr(r->pattern, "/findings"))
 		snprintf(out, size, "{\"state\":\"resolved\"}");
+	else if (strstr(r->pattern, "/reports"))
+		snprintf(out, size,
+		         "{\"run_id\":\"00000000-0000-4000-8000-0000000000ff\"}");
 	else if (strstr(r->pattern, "/auth/login"))
 		snprintf(out, size,
 		         "{\"subject\":\"rbac-login\","

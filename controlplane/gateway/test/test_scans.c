@@ -1,9 +1,13 @@
 /* test_scans.c - the scan endpoints against a real PostgreSQL and Redis:
  * scan runs (on-demand records, the emergency stop, cancel, filters and
  * keyset pages), findings (1,234 of them walked page by page, filters,
- * triage, the plan of the list's query), with every role and another
- * tenant's ids, and the vigil_scan_jobs gauge. */
+ * triage, the plan of the list's query), reports (list, summary, the
+ * stored bytes with their media type, asking for one as a queued task),
+ * with every role and another tenant's ids, and the vigil_scan_jobs
+ * gauge. */
 #include "harness.h"
+
+#include "vigil/queue.h"
 
 static char tid[37], other[37];
 static char admin[80], analyst[80], viewer[80], agent[80];
@@ -705,6 +709,317 @@ static void test_findings_plan(void **state)
 	free(ci);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Reports                                                              */
+/* ------------------------------------------------------------------ */
+
+static char rrun[4][37], rep_html[37], rep_json[37], rep_pdf[37],
+	rep_pending[37], rep_failed[37], other_rep[37];
+
+/* A report row made in SQL (as the worker and the brain write them). */
+static void sql_report(const char *t, const char *run, const char *cols,
+                       const char *vals, char *id)
+{
+	char q[1024], *v;
+
+	snprintf(q, sizeof(q),
+	         "INSERT INTO vigil.reports (tenant_id, run_id, kind, %s)"
+	         " VALUES ('%s', '%s', 'run', %s) RETURNING id",
+	         cols, t, run, vals);
+	v = h_sql(q);
+	snprintf(id, 37, "%s", v);
+	free(v);
+}
+
+static void test_reports_setup(void **state)
+{
+	char orun[37];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		char job[32];
+
+		snprintf(job, sizeof(job), "reports-%d", i);
+		sql_run(tid, job, rrun[i]);
+	}
+	sql_run(other, "reports-other", orun);
+	sql_report(tid, rrun[0],
+	           "format, state, summary, content, content_type",
+	           "'json', 'ready', '{\"total\":3,\"critical\":1}',"
+	           " convert_to('<!doctype html><h1>Run</h1>', 'UTF8'),"
+	           " 'text/html; charset=utf-8'",
+	           rep_html);
+	sql_report(tid, rrun[1], "format, state, summary",
+	           "'json', 'ready', '{\"total\":0}'", rep_json);
+	sql_report(tid, rrun[2], "format, state, content",
+	           "'pdf', 'ready', '\\x255044460a00ff01'::bytea", rep_pdf);
+	sql_report(tid, rrun[3], "format, state", "'json', 'pending'",
+	           rep_pending);
+	{
+		/* a second report kind for the same run: the list shows all */
+		char q[512], *v;
+
+		snprintf(q, sizeof(q),
+		         "INSERT INTO vigil.reports (tenant_id, run_id, kind,"
+		         " state, error) VALUES ('%s', '%s', 'diff', 'failed',"
+		         " 'no previous run') RETURNING id",
+		         tid, rrun[0]);
+		v = h_sql(q);
+		snprintf(rep_failed, sizeof(rep_failed), "%s", v);
+		free(v);
+	}
+	sql_report(other, orun, "format, state, content",
+	           "'html', 'ready', convert_to('<p>other</p>', 'UTF8')",
+	           other_rep);
+}
+
+static void test_reports_list_and_get(void **state)
+{
+	struct h_resp r;
+	json_t *ids;
+	int pages;
+	char q[512], p[256];
+
+	(void)state;
+	ids = walk(tpath(tid, "/reports"), viewer, 2, &pages);
+	assert_int_equal(json_array_size(ids), 5);
+	assert_int_equal(pages, 3);
+	snprintf(q, sizeof(q),
+	         "SELECT string_agg(id::text, ',' ORDER BY created_at DESC,"
+	         " id DESC) FROM vigil.reports WHERE tenant_id = '%s'",
+	         tid);
+	expect_order(ids, q);
+	json_decref(ids);
+	snprintf(p, sizeof(p), "/reports?run_id=%s", rrun[0]);
+	ids = walk(tpath(tid, p), viewer, 50, &pages);
+	assert_int_equal(json_array_size(ids), 2);
+	json_decref(ids);
+	ids = walk(tpath(tid, "/reports?state=ready"), viewer, 50, &pages);
+	assert_int_equal(json_array_size(ids), 3);
+	json_decref(ids);
+	h_expect(200, "GET", tpath(tid, "/reports?state=pending"), analyst,
+	         NULL, &r);
+	assert_string_equal(vg_json_get_str(r.json, "items[0].id", ""),
+	                    rep_pending);
+	/* no summaries in the list */
+	assert_null(vg_json_get(r.json, "items[0].summary"));
+	h_resp_free(&r);
+	expect_bad_request(tpath(tid, "/reports?state=done"), viewer);
+	expect_bad_request(tpath(tid, "/reports?run_id=1"), viewer);
+	expect_bad_request(tpath(tid, "/reports?cursor=AAAA"), viewer);
+
+	/* one report: status and summary */
+	snprintf(p, sizeof(p), "/reports/%s", rep_html);
+	h_expect(200, "GET", tpath(tid, p), viewer, NULL, &r);
+	assert_string_equal(vg_json_get_str(r.json, "state", ""), "ready");
+	assert_string_equal(vg_json_get_str(r.json, "run_id", ""), rrun[0]);
+	assert_int_equal(vg_json_get_int(r.json, "summary.critical", 0), 1);
+	assert_int_equal(vg_json_get_int(r.json, "size", 0), 27);
+	assert_string_equal(vg_json_get_str(r.json, "content_type", ""),
+	                    "text/html; charset=utf-8");
+	h_resp_free(&r);
+	snprintf(p, sizeof(p), "/reports/%s", rep_failed);
+	h_expect(200, "GET", tpath(tid, p), viewer, NULL, &r);
+	assert_string_equal(vg_json_get_str(r.json, "error", ""),
+	                    "no previous run");
+	assert_true(json_is_null(json_object_get(r.json, "size")));
+	h_resp_free(&r);
+	/* roles and tenants */
+	h_expect(403, "GET", tpath(tid, p), agent, NULL, &r);
+	h_resp_free(&r);
+	h_expect(404, "GET", tpath(tid, p), other_admin, NULL, &r);
+	h_resp_free(&r);
+	snprintf(p, sizeof(p), "/reports/%s", other_rep);
+	h_expect(404, "GET", tpath(tid, p), admin, NULL, &r);
+	h_resp_free(&r);
+	h_expect(200, "GET", tpath(other, p), other_admin, NULL, &r);
+	h_resp_free(&r);
+	h_expect(404, "GET", tpath(tid, "/reports/x"), admin, NULL, &r);
+	h_resp_free(&r);
+}
+
+static void expect_content(const char *id, const char *type,
+                           const char *bytes, size_t len, const char *ext)
+{
+	struct h_resp r;
+	char p[256], v[256], want[128];
+
+	snprintf(p, sizeof(p), "/reports/%s/content", id);
+	h_expect(200, "GET", tpath(tid, p), viewer, NULL, &r);
+	assert_true(h_header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, type);
+	assert_int_equal(r.body.len, len);
+	assert_memory_equal(r.body.data, bytes, len);
+	assert_true(h_header(&r, "Content-Disposition", v, sizeof(v)));
+	snprintf(want, sizeof(want), "attachment; filename=\"report-%s.%s\"",
+	         id, ext);
+	assert_string_equal(v, want);
+	assert_true(h_header(&r, "Content-Security-Policy", v, sizeof(v)));
+	assert_non_null(strstr(v, "sandbox"));
+	h_resp_free(&r);
+}
+
+static void test_reports_content(void **state)
+{
+	struct h_resp r;
+	char p[256];
+
+	(void)state;
+	expect_content(rep_html, "text/html; charset=utf-8",
+	               "<!doctype html><h1>Run</h1>", 27, "html");
+	/* a JSON report without rendered content: its summary */
+	expect_content(rep_json, "application/json", "{\"total\": 0}", 12,
+	               "json");
+	/* bytes, NUL included, with the format's media type */
+	expect_content(rep_pdf, "application/pdf", "%PDF\n\0\xff\x01", 8,
+	               "pdf");
+	/* not ready */
+	snprintf(p, sizeof(p), "/reports/%s/content", rep_pending);
+	h_expect(409, "GET", tpath(tid, p), viewer, NULL, &r);
+	assert_string_equal(h_err_code(&r), "conflict");
+	h_resp_free(&r);
+	snprintf(p, sizeof(p), "/reports/%s/content", rep_failed);
+	h_expect(409, "GET", tpath(tid, p), viewer, NULL, &r);
+	h_resp_free(&r);
+	/* another tenant's */
+	snprintf(p, sizeof(p), "/reports/%s/content", other_rep);
+	h_expect(404, "GET", tpath(tid, p), admin, NULL, &r);
+	h_resp_free(&r);
+	h_expect(404, "GET", tpath(tid, p), BOOTSTRAP_KEY, NULL, &r);
+	h_resp_free(&r);
+	h_expect(200, "GET", tpath(other, p), BOOTSTRAP_KEY, NULL, &r);
+	assert_string_equal(vg_buf_str(&r.body), "<p>other</p>");
+	h_resp_free(&r);
+	snprintf(p, sizeof(p), "/reports/%s/content", rep_html);
+	h_expect(403, "GET", tpath(tid, p), agent, NULL, &r);
+	h_resp_free(&r);
+}
+
+static const struct vg_queue_type qtypes[] = {
+	{"ingest", 8, 1000, 300000},
+	{"finalize", 12, 5000, 600000},
+	{"report", 8, 2000, 300000},
+};
+
+/* The next task in the stream, claimed as a worker would (and acked). */
+static struct vg_task *claim(void)
+{
+	struct vg_queue_opts o = {.host = "127.0.0.1",
+	                          .port = H.redis.port,
+	                          .consumer = "test-scans",
+	                          .types = qtypes,
+	                          .ntypes = 3};
+	struct vg_queue *q = NULL;
+	struct vg_task *t[1] = {NULL};
+	struct vg_err err = {0};
+	int n = 0;
+
+	if (vg_queue_new(&o, &q, &err) != VG_OK ||
+	    vg_queue_claim(q, t, 1, 2000, &n, &err) != VG_OK)
+		fail_msg("claim: %s", err.msg);
+	if (n != 1)
+		fail_msg("no task in the stream");
+	if (vg_queue_ack(q, t[0], &err) != VG_OK)
+		fail_msg("ack: %s", err.msg);
+	vg_queue_free(q);
+	return t[0];
+}
+
+static long long audit_count(const char *action)
+{
+	char q[256], *v;
+	long long n;
+
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) FROM vigil.audit_log WHERE tenant_id = '%s'"
+	         " AND action = '%s'",
+	         tid, action);
+	v = h_sql(q);
+	n = strtoll(v, NULL, 10);
+	free(v);
+	return n;
+}
+
+static void test_reports_request(void **state)
+{
+	struct h_resp r;
+	struct vg_task *t;
+	char body[128], q[256], retry[16], running[37];
+
+	(void)state;
+	/* a finished run without a report: the worker's report task */
+	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", frun[1]);
+	h_req_ex(H.port, "POST", tpath(tid, "/reports"), viewer, body,
+	         strlen(body), NULL, "X-Request-ID: report-req-1", &r);
+	if (r.status != 202)
+		fail_msg("report: %ld %s", r.status, vg_buf_str(&r.body));
+	assert_string_equal(vg_json_get_str(r.json, "run_id", ""), frun[1]);
+	assert_true(json_is_null(json_object_get(r.json, "report_id")));
+	t = claim();
+	assert_string_equal(t->id, vg_json_get_str(r.json, "task_id", ""));
+	assert_string_equal(t->type, "report");
+	assert_string_equal(t->tenant, tid);
+	assert_string_equal(t->request_id, "report-req-1");
+	assert_string_equal(vg_json_get_str(t->payload, "tenant_id", ""), tid);
+	assert_string_equal(vg_json_get_str(t->payload, "run_id", ""), frun[1]);
+	assert_int_equal(json_object_size(t->payload), 2);
+	vg_task_free(t);
+	h_resp_free(&r);
+	assert_int_equal(audit_count("report.request"), 1);
+	/* a run whose report exists: named in the reply */
+	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", rrun[0]);
+	h_expect(202, "POST", tpath(tid, "/reports"), analyst, body, &r);
+	assert_string_equal(vg_json_get_str(r.json, "report_id", ""),
+	                    rep_html);
+	h_resp_free(&r);
+	vg_task_free(claim());
+
+	/* a run still running */
+	sql_run(tid, "reports-running", running);
+	snprintf(q, sizeof(q),
+	         "UPDATE vigil.scan_runs SET state = 'running' WHERE id ="
+	         " '%s'",
+	         running);
+	free(h_sql(q));
+	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", running);
+	h_expect(409, "POST", tpath(tid, "/reports"), admin, body, &r);
+	h_resp_free(&r);
+	/* no such run here; another tenant's run */
+	h_expect(404, "POST", tpath(tid, "/reports"), admin,
+	         "{\"run_id\":\"00000000-0000-4000-8000-00000000beef\"}", &r);
+	h_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", other_run);
+	h_expect(404, "POST", tpath(tid, "/reports"), admin, body, &r);
+	h_resp_free(&r);
+	h_expect(422, "POST", tpath(tid, "/reports"), admin,
+	         "{\"run_id\":\"r1\"}", &r);
+	h_resp_free(&r);
+	h_expect(422, "POST", tpath(tid, "/reports"), admin, "{}", &r);
+	h_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", frun[0]);
+	h_expect(403, "POST", tpath(tid, "/reports"), agent, body, &r);
+	h_resp_free(&r);
+	h_expect(404, "POST", tpath(other, "/reports"), admin, body, &r);
+	h_resp_free(&r);
+	assert_int_equal(audit_count("report.request"), 2);
+
+	/* the queue refusing writes: 503, nothing audited, nothing queued */
+	free(h_redis("CONFIG SET maxmemory-policy noeviction"));
+	free(h_redis("CONFIG SET maxmemory 1"));
+	h_expect(503, "POST", tpath(tid, "/reports"), admin, body, &r);
+	free(h_redis("CONFIG SET maxmemory 0"));
+	assert_true(h_header(&r, "Retry-After", retry, sizeof(retry)));
+	h_resp_free(&r);
+	assert_int_equal(audit_count("report.request"), 2);
+	{
+		char *v = h_redis("XLEN {vigil}:tasks");
+
+		assert_string_equal(v, "0");
+		free(v);
+	}
+}
+
 static void test_scan_jobs_gauge(void **state)
 {
 	double canceled = -1, failed = -1;
@@ -720,7 +1035,8 @@ static void test_scan_jobs_gauge(void **state)
 	}
 	assert_true(canceled == 1);
 	assert_true(failed == 50);
-	assert_true(metric("vigil_scan_jobs{state=\"running\"}") == 0);
+	/* the run test_reports_request left running */
+	assert_true(metric("vigil_scan_jobs{state=\"running\"}") == 1);
 }
 
 int main(void)
@@ -736,6 +1052,10 @@ int main(void)
 		cmocka_unit_test(test_findings_access),
 		cmocka_unit_test(test_findings_triage),
 		cmocka_unit_test(test_findings_plan),
+		cmocka_unit_test(test_reports_setup),
+		cmocka_unit_test(test_reports_list_and_get),
+		cmocka_unit_test(test_reports_content),
+		cmocka_unit_test(test_reports_request),
 		cmocka_unit_test(test_scan_jobs_gauge),
 	};
 
