@@ -131,6 +131,102 @@ static void operation_id(const struct gw_route *r, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/* Query parameters of the list routes (the handlers read them with
+ * gw_page_params and gw_query_param). */
+static const char *const run_states[] = {"pending", "running", "succeeded",
+                                         "failed", "canceled", NULL};
+static const char *const finding_states[] = {"open", "resolved", "accepted",
+                                             "false_positive", NULL};
+static const char *const report_states[] = {"pending", "ready", "failed",
+                                            NULL};
+
+static const struct query_param {
+	const char *route; /* "GET pattern" */
+	const char *name, *format, *description;
+	const char *const *enumv;
+} query_params[] = {
+	{"GET /v1/tenants/{tid}/scan-runs", "state", NULL, NULL, run_states},
+	{"GET /v1/tenants/{tid}/scan-runs", "policy_name", NULL, NULL, NULL},
+	{"GET /v1/tenants/{tid}/scan-runs", "policy_namespace", NULL, NULL,
+         NULL},
+	{"GET /v1/tenants/{tid}/findings", "severity", NULL,
+         "one severity or several separated by commas: info, low, medium, "
+         "high, critical",
+         NULL},
+	{"GET /v1/tenants/{tid}/findings", "host", NULL, NULL, NULL},
+	{"GET /v1/tenants/{tid}/findings", "port", "port", "0 to 65535", NULL},
+	{"GET /v1/tenants/{tid}/findings", "run_id", "uuid", NULL, NULL},
+	{"GET /v1/tenants/{tid}/findings", "state", NULL, NULL,
+         finding_states},
+	{"GET /v1/tenants/{tid}/findings", "scanner", NULL, NULL, NULL},
+	{"GET /v1/tenants/{tid}/reports", "run_id", "uuid", NULL, NULL},
+	{"GET /v1/tenants/{tid}/reports", "state", NULL, NULL, report_states},
+};
+
+/* the routes whose answer is a page: {"items", "next_cursor"} */
+static const char *const paged[] = {
+	"GET /v1/tenants/{tid}/scan-runs",
+	"GET /v1/tenants/{tid}/findings",
+	"GET /v1/tenants/{tid}/reports",
+};
+
+static void query_parameters(const struct gw_route *r, json_t *ps)
+{
+	char key[160];
+
+	snprintf(key, sizeof(key), "%s %s", r->method, r->pattern);
+	for (size_t i = 0; i < sizeof(paged) / sizeof(paged[0]); i++) {
+		if (strcmp(paged[i], key) != 0)
+			continue;
+		json_array_append_new(
+			ps, json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i,"
+		                      " s:i}}",
+		                      "name", "limit", "in", "query",
+		                      "required", 0, "description",
+		                      "items per page", "schema", "type",
+		                      "integer", "minimum", 1, "maximum",
+		                      GW_LIMIT_MAX, "default",
+		                      GW_LIMIT_DEFAULT));
+		json_array_append_new(
+			ps, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
+		                      "cursor", "in", "query", "required", 0,
+		                      "description",
+		                      "the previous page's next_cursor",
+		                      "schema", "type", "string"));
+	}
+	for (size_t i = 0; i < sizeof(query_params) / sizeof(query_params[0]);
+	     i++) {
+		const struct query_param *q = &query_params[i];
+		json_t *schema, *p;
+
+		if (strcmp(q->route, key) != 0)
+			continue;
+		schema = json_pack("{s:s}", "type", "string");
+		if (q->format && strcmp(q->format, "port") == 0)
+			schema = (json_decref(schema),
+			          json_pack("{s:s, s:i, s:i}", "type",
+			                    "integer", "minimum", 0, "maximum",
+			                    65535));
+		else if (q->format)
+			json_object_set_new(schema, "format",
+			                    json_string(q->format));
+		if (q->enumv) {
+			json_t *e = json_array();
+
+			for (size_t k = 0; q->enumv[k]; k++)
+				json_array_append_new(
+					e, json_string(q->enumv[k]));
+			json_object_set_new(schema, "enum", e);
+		}
+		p = json_pack("{s:s, s:s, s:b, s:o}", "name", q->name, "in",
+		              "query", "required", 0, "schema", schema);
+		if (q->description)
+			json_object_set_new(p, "description",
+			                    json_string(q->description));
+		json_array_append_new(ps, p);
+	}
+}
+
 static json_t *parameters(const struct gw_route *r)
 {
 	json_t *ps = json_array();
@@ -157,6 +253,7 @@ static json_t *parameters(const struct gw_route *r)
 		                      "platform's",
 		                      "schema", "type", "string", "format",
 		                      "uuid"));
+	query_parameters(r, ps);
 	return ps;
 }
 

@@ -973,6 +973,23 @@ static void test_openapi(void **state)
 		10000);
 	assert_non_null(vg_json_get(r.json, "paths[\"/v1/tenants/{tid}/ingest\"]"
 	                                    ".post.responses[\"202\"]"));
+	/* the document committed to the repository is the one served */
+	{
+		json_error_t jerr;
+		json_t *file = json_load_file(
+			"controlplane/gateway/openapi.json", 0, &jerr);
+
+		if (!file)
+			fail_msg("controlplane/gateway/openapi.json: %s (run "
+			         "the tests from the repository root)",
+			         jerr.text);
+		if (!json_equal(file, r.json))
+			fail_msg("controlplane/gateway/openapi.json differs "
+			         "from GET /v1/openapi.json: run "
+			         "build/bin/vigil-gateway --openapi > "
+			         "controlplane/gateway/openapi.json");
+		json_decref(file);
+	}
 	h_resp_free(&r);
 }
 

@@ -1,5 +1,6 @@
 /* test_process.c - the vigil-gateway program itself: --version, --help,
- * a bad configuration, JSON log lines carrying request ids, and SIGTERM:
+ * --openapi (the committed controlplane/gateway/openapi.json), a bad
+ * configuration, JSON log lines carrying request ids, and SIGTERM:
  * stop accepting, finish the request in flight, exit 0. */
 #include "harness.h"
 
@@ -110,6 +111,31 @@ static void test_version_help_badconfig(void **state)
 	read_until(&c, NULL, 5000);
 	assert_int_equal(wait_exit(&c, 5000), 0);
 	assert_non_null(strstr(vg_buf_str(&c.log), "VIGIL_GATEWAY_MAX_BODY"));
+	child_done(&c);
+
+	/* --openapi prints exactly the committed document */
+	spawn(&c, "--openapi");
+	read_until(&c, NULL, 5000);
+	assert_int_equal(wait_exit(&c, 5000), 0);
+	{
+		FILE *f = fopen("controlplane/gateway/openapi.json", "rb");
+		struct vg_buf want;
+		char buf[4096];
+		size_t n;
+
+		if (!f)
+			fail_msg("controlplane/gateway/openapi.json: run the "
+			         "tests from the repository root");
+		vg_buf_init(&want, 0);
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			vg_buf_append(&want, buf, n);
+		fclose(f);
+		if (strcmp(vg_buf_str(&want), vg_buf_str(&c.log)) != 0)
+			fail_msg("controlplane/gateway/openapi.json is not what "
+			         "the gateway serves: run build/bin/vigil-gateway"
+			         " --openapi > controlplane/gateway/openapi.json");
+		vg_buf_cleanup(&want);
+	}
 	child_done(&c);
 
 	setenv("VIGIL_GATEWAY_MAX_BODY", "lots", 1);
