@@ -145,6 +145,7 @@ static void on_tick(void *ctx, const struct tcp_stats *st)
 
 	atomic_store(&r->counters.probes, st->probes);
 	r->last = *st;
+	sink_flush(&r->sink);
 	progress(r, st, "progress");
 }
 

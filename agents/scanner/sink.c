@@ -114,9 +114,10 @@ void sink_add(struct sink *s, json_t *f)
 		json_decref(f);
 		return;
 	}
+	/* stdio buffers the lines; sink_flush() and sink_finish() push them
+	 * out */
 	if (s->cfg.out &&
-	    (fwrite(line.data, 1, line.len, s->cfg.out) != line.len ||
-	     fflush(s->cfg.out)))
+	    fwrite(line.data, 1, line.len, s->cfg.out) != line.len)
 		s->failed = 1;
 	atomic_fetch_add(&s->cfg.counters->findings, 1);
 	if (s->cfg.spool) {
@@ -146,4 +147,12 @@ int sink_finish(struct sink *s, struct vg_err *err)
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+void sink_flush(struct sink *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->cfg.out && fflush(s->cfg.out))
+		s->failed = 1;
+	pthread_mutex_unlock(&s->mu);
 }

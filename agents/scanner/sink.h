@@ -47,6 +47,8 @@ void sink_cleanup(struct sink *s);
 
 /* Add a finding (stolen). */
 void sink_add(struct sink *s, json_t *finding);
+/* Write out buffered output lines (about once a second). */
+void sink_flush(struct sink *s);
 /* Close the last batch with "final": true (empty if need be) and flush the
  * output file. Once only; later calls do nothing. */
 int sink_finish(struct sink *s, struct vg_err *err);

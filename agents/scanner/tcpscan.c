@@ -21,6 +21,7 @@
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
 #define MAX_WAIT_MS 100 /* the stop flag is seen at least this often */
+#define LAUNCH_BATCH 512 /* connects started between two event polls */
 
 struct probe {
 	struct vg_addr addr;
@@ -75,6 +76,7 @@ struct eng {
 	size_t port_i, extra_i;
 	int phase, gen_done;
 	uint64_t starved_until; /* out of sockets or ports: pause launches */
+	int launch_more;	/* fill() stopped at LAUNCH_BATCH */
 };
 
 static uint64_t now_ns(void)
@@ -438,10 +440,16 @@ static int launch(struct eng *e, const struct probe *p, uint64_t now)
 static void fill(struct eng *e, uint64_t now)
 {
 	struct probe p;
+	int budget = LAUNCH_BATCH;
 
+	e->launch_more = 0;
 	if (now < e->starved_until)
 		return;
 	while (e->nfree > 0) {
+		if (budget-- == 0) {
+			e->launch_more = 1;
+			return;
+		}
 		if (vg_ratelimit_delay(e->global) > 0)
 			return;
 		if (e->nheap && e->heap[0].due <= now) {
@@ -589,6 +597,8 @@ static int next_wait(struct eng *e, uint64_t now)
 		if (t < wait)
 			wait = t;
 	}
+	if (e->launch_more)
+		wait = 0;
 	/* round up so a due event has passed when epoll returns */
 	return (int)((wait + NS_PER_MS - 1) / NS_PER_MS);
 }
