@@ -4,10 +4,16 @@
  * same batch twice, every validation error (422 naming the finding and
  * field, 413), roles and tenants (401, 403, 404), a canceled run (409),
  * the emergency stop (still accepted), Redis refusing writes or gone
- * (503 with Retry-After) and vigil_ingest_batches_total. */
+ * (503 with Retry-After) and vigil_ingest_batches_total; last, the real
+ * vigil-worker process takes the gateway's tasks into findings rows. */
 #include "harness.h"
 
 #include "vigil/queue.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/wait.h>
 
 static char tid[37], other[37];
 static char agent[80], other_agent[80], admin[80], viewer[80];
@@ -464,6 +470,94 @@ static void test_ingest_queue_unavailable(void **state)
 	free(b);
 }
 
+
+/* The worker program against the same PostgreSQL and Redis: batches
+ * posted to the gateway become findings, the run finishes, its report
+ * is recorded. Skipped when build/.../bin/vigil-worker was not built. */
+static void test_ingest_through_worker(void **state)
+{
+	char self[PATH_MAX], bin[PATH_MAX + 32], rport[16], pport[16];
+	char *b0 = batch("job-worker", "w-0-1", 0, 2, 1, 3);
+	char *b1 = batch("job-worker", "w-1-1", 1, 2, 1, 2);
+	char run[37], q[512], *v = NULL;
+	struct h_resp r;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int status, done = 0;
+	pid_t pid;
+
+	(void)state;
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(bin, sizeof(bin), "%s/../../../bin/vigil-worker",
+	         dirname(self));
+	if (access(bin, X_OK) != 0) {
+		free(b0);
+		free(b1);
+		fprintf(stderr, "%s not built: skipped\n", bin);
+		skip();
+	}
+	snprintf(rport, sizeof(rport), "%d", H.redis.port);
+	snprintf(pport, sizeof(pport), "%d", H.pg.port);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(bin, bin, "--redis-host", "127.0.0.1", "--redis-port",
+		      rport, "--db-host", "127.0.0.1", "--db-port", pport,
+		      "--db-user", "vigil_app", "--db-sslmode", "disable",
+		      "--health-addr", "127.0.0.1:0", "--log-level", "error",
+		      (char *)NULL);
+		_exit(127);
+	}
+	h_expect(202, "POST", path, agent, b0, &r);
+	snprintf(run, sizeof(run), "%s", vg_json_get_str(r.json, "run_id", ""));
+	h_resp_free(&r);
+	/* the same batch again: skipped by the worker */
+	h_expect(202, "POST", path, agent, b0, &r);
+	h_resp_free(&r);
+	h_expect(202, "POST", path, agent, b1, &r);
+	h_resp_free(&r);
+	/* state, counted total, findings, batches, reports */
+	snprintf(q, sizeof(q),
+	         "SELECT s.state || ' ' || (s.finding_counts->>'total') || ' '"
+	         " || (SELECT count(*) FROM vigil.findings f WHERE f.run_id ="
+	         " s.id) || ' ' || (SELECT count(*) FROM"
+	         " vigil.ingest_batches i WHERE i.run_id = s.id) || ' ' ||"
+	         " (SELECT count(*) FROM vigil.reports p WHERE p.run_id ="
+	         " s.id) FROM vigil.scan_runs s WHERE s.id = '%s'",
+	         run);
+	for (int i = 0; i < 300 && !done; i++) {
+		free(v);
+		v = h_sql(q);
+		done = v && strcmp(v, "succeeded 3 3 2 1") == 0;
+		if (!done)
+			usleep(100 * 1000);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	if (!done)
+		fail_msg("run %s: \"%s\", want \"succeeded 3 3 2 1\"", run,
+		         v ? v : "");
+	free(v);
+	/* shard 1 saw fp-0 and fp-1 again: one finding each per run, so 3
+	 * findings from 5; and the API shows them */
+	snprintf(q, sizeof(q), "/v1/tenants/%s/findings?run_id=%s", tid, run);
+	h_expect(200, "GET", q, viewer, NULL, &r);
+	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
+	                 3);
+	assert_string_equal(vg_json_get_str(r.json, "items[0].severity", ""),
+	                    "medium");
+	assert_string_equal(
+		vg_json_get_str(r.json, "items[0].evidence.banner", ""),
+		"SSH-2.0");
+	h_resp_free(&r);
+	free(b0);
+	free(b1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_finished_run),
 		cmocka_unit_test(test_ingest_during_emergency_stop),
 		cmocka_unit_test(test_ingest_queue_unavailable),
+		cmocka_unit_test(test_ingest_through_worker),
 	};
 
 	return cmocka_run_group_tests(tests, setup, h_teardown_all);
