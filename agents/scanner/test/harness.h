@@ -247,6 +247,7 @@ struct listener {
 	pthread_t th;
 	atomic_int stop;
 	atomic_int conns;
+	int no_accept;
 };
 
 static void *listener_main(void *arg)
@@ -270,34 +271,59 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
-/* Listen on addr:port (0: a free one) and serve each connection with
- * `serve` (NULL: accept and close). */
-H struct listener *listener_start(const char *addr, int port, serve_fn serve,
-				  void *ctx)
+/* Listen on addr:port (0: a free one; IPv4 or IPv6 addr) with `backlog`
+ * and serve each connection with `serve` (NULL: accept and close; with
+ * no_accept, never accept). */
+H struct listener *listener_start_ex(const char *addr, int port,
+				     serve_fn serve, void *ctx, int backlog,
+				     int no_accept)
 {
 	struct listener *l = calloc(1, sizeof(*l));
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port)};
-	socklen_t len = sizeof(sin);
-	int one = 1;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, v6 = strchr(addr, ':') != NULL;
 
 	assert_non_null(l);
+	memset(&ss, 0, sizeof(ss));
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
-	assert_int_equal(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
-	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
+		len = sizeof(*s4);
+	}
+	l->fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(l->fd >= 0);
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)) ||
-	    listen(l->fd, 512))
+	if (bind(l->fd, (struct sockaddr *)&ss, len) || listen(l->fd, backlog))
 		fail_msg("listen %s:%d: %s", addr, port, strerror(errno));
-	getsockname(l->fd, (struct sockaddr *)&sin, &len);
-	l->port = ntohs(sin.sin_port);
+	getsockname(l->fd, (struct sockaddr *)&ss, &len);
+	l->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			   : ((struct sockaddr_in *)&ss)->sin_port);
 	l->serve = serve;
 	l->ctx = ctx;
 	atomic_init(&l->stop, 0);
 	atomic_init(&l->conns, 0);
-	assert_int_equal(pthread_create(&l->th, NULL, listener_main, l), 0);
+	l->no_accept = no_accept;
+	if (!no_accept)
+		assert_int_equal(
+			pthread_create(&l->th, NULL, listener_main, l), 0);
 	return l;
+}
+
+H struct listener *listener_start(const char *addr, int port, serve_fn serve,
+				  void *ctx)
+{
+	return listener_start_ex(addr, port, serve, ctx, 512, 0);
 }
 
 H void listener_stop(struct listener *l)
@@ -305,7 +331,8 @@ H void listener_stop(struct listener *l)
 	if (!l)
 		return;
 	atomic_store(&l->stop, 1);
-	pthread_join(l->th, NULL);
+	if (!l->no_accept)
+		pthread_join(l->th, NULL);
 	close(l->fd);
 	free(l);
 }

@@ -388,6 +388,178 @@ static void test_resolved_address_checked(void **state)
 	listener_stop(l);
 }
 
+static void test_ipv6(void **state)
+{
+	struct listener *l = listener_start("::1", 0, NULL, NULL);
+	int closed = closed_port("127.0.0.2");
+	char ports[32];
+	json_t *f;
+	int rc;
+
+	(void)state;
+	snprintf(ports, sizeof(ports), "%d,%d", l->port, closed);
+	const char *args[] = {"--targets", "::1", "--allowed", "::1/128",
+			      "--allow-loopback", "--ports", ports,
+			      "--output", out_path, NULL};
+	rc = agent_run(args, NULL, err_path, 20000);
+	if (rc != 0)
+		show_stderr();
+	assert_int_equal(rc, 0);
+	f = read_findings(out_path);
+	assert_int_equal(json_array_size(f), 1);
+	assert_int_equal(count_findings(f, "::1", l->port, "tcp", "open"), 1);
+	json_decref(f);
+	listener_stop(l);
+}
+
+/* "probes_sent" etc. of the agent's last summary line */
+static long summary_num(const char *key)
+{
+	char *e = slurp(err_path), pat[64], *p;
+	long v = -1;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	p = strstr(e, "\"msg\":\"scan finished\"");
+	if (p && (p = strstr(p, pat)))
+		v = strtol(p + strlen(pat), NULL, 10);
+	free(e);
+	return v;
+}
+
+static void test_rates(void **state)
+{
+	char ports[32];
+	double t0, took;
+	int rc;
+
+	(void)state;
+	/* 61 closed ports of one address at 50/s: 60 intervals of 20 ms */
+	snprintf(ports, sizeof(ports), "%d-%d", 61000, 61060);
+	const char *slow[] = {"--targets", "127.0.0.10", "--allowed",
+			      "127.0.0.10", "--allow-loopback", "--ports",
+			      ports, "--per-target-rate", "50", "--output",
+			      out_path, NULL};
+	t0 = vg_mono_s();
+	rc = agent_run(slow, NULL, err_path, 30000);
+	took = vg_mono_s() - t0;
+	assert_int_equal(rc, 0);
+	assert_int_equal(summary_num("probes_sent"), 61);
+	if (took < 1.1 || took > 6.0)
+		fail_msg("61 probes at 50/s took %.2f s", took);
+
+	/* 80 probes over 4 addresses at a global 40/s: about 2 s, however
+	 * fast one address may go */
+	const char *global[] = {"--targets", "127.0.0.10-127.0.0.13",
+				"--allowed", "127.0.0.0/24",
+				"--allow-loopback", "--ports", "61000-61019",
+				"--rate", "40", "--per-target-rate", "1000",
+				"--output", out_path, NULL};
+	t0 = vg_mono_s();
+	rc = agent_run(global, NULL, err_path, 30000);
+	took = vg_mono_s() - t0;
+	assert_int_equal(rc, 0);
+	assert_int_equal(summary_num("probes_sent"), 80);
+	if (took < 1.5 || took > 6.0)
+		fail_msg("80 probes at 40/s took %.2f s", took);
+
+	/* unpaced, the same 80 take well under a second */
+	global[8] = "100000";
+	t0 = vg_mono_s();
+	rc = agent_run(global, NULL, err_path, 30000);
+	took = vg_mono_s() - t0;
+	assert_int_equal(rc, 0);
+	if (took > 1.0)
+		fail_msg("80 unpaced probes took %.2f s", took);
+}
+
+/* A port whose accept queue is full drops SYNs: the connect times out,
+ * is retried once, and the port is filtered, not open. */
+static void test_timeout_retry(void **state)
+{
+	struct listener *l = listener_start_ex("127.0.0.11", 0, NULL, NULL, 0,
+					       1);
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)l->port)};
+	int fill[4], n = 0;
+	char port[16];
+	int rc;
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.0.11", &sin.sin_addr);
+	/* fill the queue (backlog 0 holds one) */
+	for (int i = 0; i < 4; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+		fill[n++] = fd;
+	}
+	usleep(200000);
+	snprintf(port, sizeof(port), "%d", l->port);
+	const char *args[] = {"--targets", "127.0.0.11", "--allowed",
+			      "127.0.0.11", "--allow-loopback", "--ports", port,
+			      "--connect-timeout-ms", "300", "--retries", "1",
+			      "--output", out_path, NULL};
+	rc = agent_run(args, NULL, err_path, 20000);
+	assert_int_equal(rc, 0);
+	json_t *f = read_findings(out_path);
+
+	assert_int_equal(json_array_size(f), 0);
+	json_decref(f);
+	assert_int_equal(summary_num("probes_sent"), 2);
+	char *e = slurp(err_path);
+
+	assert_non_null(strstr(e, "\"filtered\":\"1\""));
+	free(e);
+	for (int i = 0; i < n; i++)
+		close(fill[i]);
+	listener_stop(l);
+}
+
+/* Three shards of six addresses: each address in exactly one shard. */
+static void test_shards(void **state)
+{
+	struct listener *l[6];
+	char ports[128], addr[32];
+	json_t *all = json_object();
+	size_t n = 0;
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		snprintf(addr, sizeof(addr), "127.0.0.%d", 20 + i);
+		l[i] = listener_start(addr, 0, NULL, NULL);
+		n += (size_t)snprintf(ports + n, sizeof(ports) - n, "%s%d",
+				      i ? "," : "", l[i]->port);
+	}
+	for (int s = 0; s < 3; s++) {
+		char idx[48];
+		const char *env[] = {idx, "VIGIL_SHARDS=3", NULL};
+		const char *args[] = {"--targets", "127.0.0.20-127.0.0.25",
+				      "--allowed", "127.0.0.0/24",
+				      "--allow-loopback", "--ports", ports,
+				      "--output", out_path, NULL};
+		json_t *f, *x;
+		size_t i;
+
+		snprintf(idx, sizeof(idx), "JOB_COMPLETION_INDEX=%d", s);
+		assert_int_equal(agent_run(args, env, err_path, 20000), 0);
+		f = read_findings(out_path);
+		/* two addresses per shard, each with its one open port */
+		assert_int_equal(json_array_size(f), 2);
+		json_array_foreach(f, i, x)
+		{
+			const char *h = vg_json_get_str(x, "host", "");
+
+			assert_null(json_object_get(all, h));
+			json_object_set_new(all, h, json_integer(s));
+		}
+		json_decref(f);
+	}
+	assert_int_equal(json_object_size(all), 6);
+	json_decref(all);
+	for (int i = 0; i < 6; i++)
+		listener_stop(l[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +569,10 @@ int main(void)
 		cmocka_unit_test(test_outside_scope_refused),
 		cmocka_unit_test(test_forbidden_refused),
 		cmocka_unit_test(test_resolved_address_checked),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_timeout_retry),
+		cmocka_unit_test(test_shards),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
