@@ -27,10 +27,13 @@ export KUBECONFIG
 . e2e/lib/platform.sh
 # shellcheck source=lib/targets.sh
 . e2e/lib/targets.sh
+# shellcheck source=lib/agentpod.sh
+. e2e/lib/agentpod.sh
 
 NS=vigil-system
 TNS=tenant-scanlab
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vigil-e2e-scan-XXXXXX")
+export AGENT_SPOOL_ROOT=$WORK/spool
 pass=0
 check() {
 	pass=$((pass + 1))
@@ -52,54 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-jp() { kubectl "$@" 2>/dev/null || true; }
 q() { psql -XAtq "postgresql://postgres@127.0.0.1:$PG_PORT/vigil" -c "$1"; }
-
-# pod_command POD: the pod's command and arguments, NUL-separated, with
-# the image's agent path as this build's binary and the spool volume's
-# mount as a directory here
-pod_command() {
-	kubectl -n "$TNS" get pod "$1" -o json |
-		jq -j --arg bin "$VIGIL_BUILD/bin/vigil-agent" --arg spool "$2" '
-			.spec.containers[0] as $c |
-			($c.volumeMounts[] | select(.name == "spool") | .mountPath) as $m |
-			([$bin] + [$c.args[] | if . == $m then $spool else . end]) | map(. + "\u0000") | add'
-}
-
-# pod_env POD: NAME=VALUE lines of the pod's environment, resolved
-pod_env() {
-	local pod=$1 json name kind a b
-	json=$(kubectl -n "$TNS" get pod "$pod" -o json)
-	while IFS=$'\t' read -r name kind a b; do
-		case $kind in
-		value) printf '%s=%s\n' "$name" "$a" ;;
-		secret) printf '%s=%s\n' "$name" "$(kubectl -n "$TNS" get secret "$a" -o json |
-			jq -r --arg k "$b" '.data[$k]' | base64 -d)" ;;
-		field)
-			# the downward API: metadata.annotations['k'] or metadata.labels['k']
-			local path=${a%%\[*} key=${a#*\[\'}
-			key=${key%\'\]}
-			printf '%s=%s\n' "$name" "$(jq -r --arg p "${path#metadata.}" --arg k "$key" \
-				'.metadata[$p][$k]' <<<"$json")" ;;
-		*) fail "pod $pod: env $name of a kind this test cannot resolve" ;;
-		esac
-	done < <(jq -r '.spec.containers[0].env[] |
-		if .value != null then [.name, "value", .value, ""]
-		elif .valueFrom.secretKeyRef then [.name, "secret", .valueFrom.secretKeyRef.name, .valueFrom.secretKeyRef.key]
-		elif .valueFrom.fieldRef then [.name, "field", .valueFrom.fieldRef.fieldPath, ""]
-		else [.name, "other", "", ""] end | @tsv' <<<"$json")
-}
-
-# run_pod POD LOG [extra args]: the agent as the pod would run it
-run_pod() {
-	local pod=$1 log=$2 spool=$WORK/spool-$1
-	shift 2
-	mkdir -p "$spool"
-	local -a cmd env
-	mapfile -d '' cmd < <(pod_command "$pod" "$spool")
-	mapfile -t env < <(pod_env "$pod")
-	env -i PATH="$PATH" "${env[@]}" "${cmd[@]}" "$@" >"$log" 2>&1
-}
 
 echo "== setup: PostgreSQL, Redis, gateway, worker, brain, targets, operator"
 install_crds_rbac
@@ -152,24 +108,24 @@ check "operator: Job $job with pods ${pods[*]}"
 
 echo "== the agent refuses what is out of scope, by itself"
 rc=0
-run_pod "${pods[0]}" "$WORK/refuse.log" --targets 10.9.9.9 || rc=$?
+run_pod "$TNS" "${pods[0]}" "$WORK/refuse.log" --targets 10.9.9.9 || rc=$?
 [ $rc -eq 2 ] || { cat "$WORK/refuse.log"; fail "out-of-scope target: exit $rc, want 2"; }
 grep -q "10.9.9.9" "$WORK/refuse.log" || fail "refusal does not name the target"
 rc=0
-run_pod "${pods[0]}" "$WORK/meta.log" --targets 169.254.169.254 --allowed 169.254.0.0/16 || rc=$?
+run_pod "$TNS" "${pods[0]}" "$WORK/meta.log" --targets 169.254.169.254 --allowed 169.254.0.0/16 || rc=$?
 [ $rc -eq 2 ] || { cat "$WORK/meta.log"; fail "metadata address: exit $rc, want 2"; }
 [ "$(q "SELECT count(*) FROM vigil.scan_runs")" = 0 ] || fail "a refused scan reached the gateway"
 check "agent: 10.9.9.9 outside the scope and 169.254.169.254 refused (exit 2), nothing posted"
 
 echo "== shard 0 as its pod, through the gateway, queue and worker"
 t0=$SECONDS
-run_pod "${pods[0]}" "$WORK/shard0.log" || { tail -n 20 "$WORK/shard0.log"; fail "shard 0 failed"; }
+run_pod "$TNS" "${pods[0]}" "$WORK/shard0.log" || { tail -n 20 "$WORK/shard0.log"; fail "shard 0 failed"; }
 check "shard 0: exit 0 in $((SECONDS - t0)) s"
 
 echo "== shard 1 with the gateway down: spooled, delivered after its restart"
 kill -TERM "$PLAT_GATEWAY_PID"
 wait "$PLAT_GATEWAY_PID" 2>/dev/null || true
-run_pod "${pods[1]}" "$WORK/shard1.log" &
+run_pod "$TNS" "${pods[1]}" "$WORK/shard1.log" &
 agent=$!
 # down until the agent has failed to deliver, and a little longer
 wait_for 60 "a delivery failure" grep -q "will retry" "$WORK/shard1.log"
@@ -183,7 +139,7 @@ PLAT_GATEWAY_PID=$!
 rc=0
 wait "$agent" || rc=$?
 [ $rc -eq 0 ] || { tail -n 20 "$WORK/shard1.log"; fail "shard 1 exit $rc after the gateway came back"; }
-left=$(find "$WORK/spool-${pods[1]}" -name '*.json' -o -name '*.rejected' | wc -l)
+left=$(find "$WORK/spool/${pods[1]}" -name '*.json' -o -name '*.rejected' | wc -l)
 [ "$left" = 0 ] || fail "$left batches left in the spool"
 check "gateway down during the scan: the agent spooled, retried, delivered (exit 0)"
 
@@ -231,7 +187,7 @@ fi
 
 echo "== the emergency stop ends a scan in progress within 2 s"
 rc=0
-run_pod "${pods[0]}" "$WORK/estop.log" --ports 1-65535 --rate 100 --targets 127.0.0.2 --shards 1 &
+run_pod "$TNS" "${pods[0]}" "$WORK/estop.log" --ports 1-65535 --rate 100 --targets 127.0.0.2 --shards 1 &
 agent=$!
 sleep 2
 kill -0 "$agent" 2>/dev/null || { cat "$WORK/estop.log"; fail "the long scan ended early"; }
