@@ -170,7 +170,8 @@ static double round2(double x)
 	return round(x * 100.0) / 100.0;
 }
 
-double risk_score(const struct risk_input *in)
+/* risk_score() with the host's exposure known. */
+static double risk_of(const struct risk_input *in, int internal)
 {
 	double sev = sev_weight[(unsigned)in->severity < SEV_N ? in->severity
 	                                                        : SEV_INFO];
@@ -179,7 +180,7 @@ double risk_score(const struct risk_input *in)
 	                                  : CRIT_MEDIUM];
 	double exposure = 1.0, days = floor(in->age_days), age;
 
-	if (in->host && !host_is_internal(in->host))
+	if (!internal)
 		exposure *= INTERNET_FACTOR;
 	if (in->port >= 0 && port_is_admin(in->port))
 		exposure *= ADMIN_FACTOR;
@@ -188,6 +189,11 @@ double risk_score(const struct risk_input *in)
 	age = 1.0 + AGE_MAX_BONUS * (days < AGE_CAP_DAYS ? days : AGE_CAP_DAYS) /
 	                    AGE_CAP_DAYS;
 	return round2(sev * exposure * age * crit);
+}
+
+double risk_score(const struct risk_input *in)
+{
+	return risk_of(in, !in->host || host_is_internal(in->host));
 }
 
 double host_risk(double max, double sum)
@@ -207,9 +213,75 @@ struct chunk {
 	max_align_t data[];
 };
 
+/* An open-addressing index of borrowed keys (arena strings), with their
+ * hashes kept: the analysis looks up every row, and lib's strmap copies
+ * each key. */
+struct ix_slot {
+	uint64_t h;
+	const char *key; /* NULL: free */
+	void *val;
+};
+
+struct ix {
+	struct ix_slot *s;
+	size_t cap, len;
+};
+
+static uint64_t ix_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	/* FNV's low bits are weak for keys that differ at the end */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 33);
+}
+
+static size_t ix_slot(const struct ix *x, const char *key, uint64_t h)
+{
+	size_t mask = x->cap - 1, i = (size_t)h & mask;
+
+	while (x->s[i].key && (x->s[i].h != h || strcmp(x->s[i].key, key)))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void *ix_get(const struct ix *x, const char *key, uint64_t h)
+{
+	return x->len ? x->s[ix_slot(x, key, h)].val : NULL;
+}
+
+/* Add `key` (absent; borrowed) -> `val`. */
+static int ix_put(struct ix *x, const char *key, uint64_t h, void *val)
+{
+	size_t i;
+
+	if (2 * (x->len + 1) > x->cap) {
+		struct ix old = *x;
+
+		x->cap = old.cap ? old.cap * 2 : 1024;
+		x->s = calloc(x->cap, sizeof(*x->s));
+		if (!x->s) {
+			*x = old;
+			return VG_NOMEM;
+		}
+		for (size_t k = 0; k < old.cap; k++)
+			if (old.s[k].key)
+				x->s[ix_slot(x, old.s[k].key, old.s[k].h)] =
+					old.s[k];
+		free(old.s);
+	}
+	i = ix_slot(x, key, h);
+	x->s[i] = (struct ix_slot){h, key, val};
+	x->len++;
+	return VG_OK;
+}
+
 struct analysis_int {
 	struct chunk *chunks;
-	struct vg_strmap by_fp; /* fingerprint -> struct item */
+	struct ix by_fp; /* fingerprint -> struct item */
 	struct item **all;
 	size_t nall, capall;
 };
@@ -262,7 +334,6 @@ int analysis_new(struct analysis **out, struct vg_err *err)
 		free(a);
 		return vg_err_set(err, VG_NOMEM, "out of memory");
 	}
-	vg_strmap_init(&a->in_->by_fp, NULL);
 	*out = a;
 	return VG_OK;
 }
@@ -277,7 +348,7 @@ void analysis_free(struct analysis *a)
 		next = c->next;
 		free(c);
 	}
-	vg_strmap_cleanup(&a->in_->by_fp);
+	free(a->in_->by_fp.s);
 	free(a->in_->all);
 	free(a->in_);
 	free(a->items);
@@ -303,14 +374,17 @@ int analysis_add(struct analysis *a, enum run_role role,
 {
 	struct analysis_int *in = a->in_;
 	struct item *it;
+	uint64_t h;
 
-	if (!r->fingerprint || !*r->fingerprint || !r->host)
+	if (!r->fingerprint || !*r->fingerprint ||
+	    (!r->host && role != RUN_EARLIER))
 		return vg_err_set(err, VG_INVAL,
 		                  "finding without fingerprint or host");
 	if ((unsigned)r->severity >= SEV_N)
 		return vg_err_set(err, VG_INVAL, "finding %s: bad severity",
 		                  r->fingerprint);
-	it = vg_strmap_get(&in->by_fp, r->fingerprint);
+	h = ix_hash(r->fingerprint);
+	it = ix_get(&in->by_fp, r->fingerprint, h);
 	if (!it) {
 		if (in->nall == in->capall) {
 			size_t cap = in->capall ? in->capall * 2 : 1024;
@@ -329,7 +403,7 @@ int analysis_add(struct analysis *a, enum run_role role,
 		it->fingerprint = arena_str(in, r->fingerprint);
 		it->first_seen = r->first_seen;
 		if (!it->fingerprint || set_attrs(in, it, r) != VG_OK ||
-		    vg_strmap_put(&in->by_fp, r->fingerprint, it) != VG_OK)
+		    ix_put(&in->by_fp, it->fingerprint, h, it) != VG_OK)
 			return vg_err_set(err, VG_NOMEM, "out of memory");
 		in->all[in->nall++] = it;
 	} else if (role == RUN_CURRENT && !(it->roles & RUN_CURRENT)) {
@@ -345,6 +419,23 @@ int analysis_add(struct analysis *a, enum run_role role,
 		it->first_seen = r->first_seen;
 	it->roles |= (unsigned)role;
 	return VG_OK;
+}
+
+struct item *analysis_find(struct analysis *a, const char *fingerprint)
+{
+	return ix_get(&a->in_->by_fp, fingerprint, ix_hash(fingerprint));
+}
+
+int analysis_set_details(struct analysis *a, struct item *it,
+                         const char *protocol, const char *scanner,
+                         const char *title)
+{
+	struct analysis_int *in = a->in_;
+
+	it->protocol = arena_str(in, protocol);
+	it->scanner = arena_str(in, scanner);
+	it->title = arena_str(in, title);
+	return it->protocol && it->scanner && it->title ? VG_OK : VG_NOMEM;
 }
 
 static int classify(unsigned roles, enum finding_class *out)
@@ -395,10 +486,9 @@ static enum criticality host_criticality(const struct analysis_opts *o,
 static int rank_hosts(struct analysis *a, const struct analysis_opts *o,
                       struct vg_err *err)
 {
-	struct vg_strmap idx;
+	struct ix idx = {0};
 	int rc = VG_OK;
 
-	vg_strmap_init(&idx, NULL);
 	a->hosts = calloc(a->total ? (size_t)a->total : 1, sizeof(*a->hosts));
 	if (!a->hosts)
 		return vg_err_set(err, VG_NOMEM, "out of memory");
@@ -409,10 +499,12 @@ static int rank_hosts(struct analysis *a, const struct analysis_opts *o,
 
 		if (!(it->roles & RUN_CURRENT))
 			continue;
-		k = (uintptr_t)vg_strmap_get(&idx, it->host);
+		uint64_t hh = ix_hash(it->host);
+
+		k = (uintptr_t)ix_get(&idx, it->host, hh);
 		if (!k) {
-			if (vg_strmap_put(&idx, it->host,
-			                  (void *)(a->nhosts + 1)) != VG_OK) {
+			if (ix_put(&idx, it->host, hh,
+			           (void *)(a->nhosts + 1)) != VG_OK) {
 				rc = vg_err_set(err, VG_NOMEM,
 				                "out of memory");
 				goto out;
@@ -437,14 +529,39 @@ static int rank_hosts(struct analysis *a, const struct analysis_opts *o,
 		                             a->hosts[i].risk);
 	qsort(a->hosts, a->nhosts, sizeof(*a->hosts), cmp_host);
 out:
-	vg_strmap_cleanup(&idx);
+	free(idx.s);
 	return rc;
+}
+
+/* What the risk needs of a host, worked out once per host. */
+struct host_info {
+	int internal;
+	enum criticality criticality;
+};
+
+static const struct host_info *host_info(struct analysis_int *in,
+                                         struct ix *hosts,
+                                         const struct analysis_opts *o,
+                                         const char *host)
+{
+	uint64_t h = ix_hash(host);
+	struct host_info *hi = ix_get(hosts, host, h);
+
+	if (hi)
+		return hi;
+	hi = arena_alloc(in, sizeof(*hi));
+	if (!hi)
+		return NULL;
+	hi->internal = host_is_internal(host);
+	hi->criticality = host_criticality(o, host);
+	return ix_put(hosts, host, h, hi) == VG_OK ? hi : NULL;
 }
 
 int analysis_finish(struct analysis *a, const struct analysis_opts *o,
                     struct vg_err *err)
 {
 	struct analysis_int *in = a->in_;
+	struct ix hosts = {0};
 	size_t n = 0;
 
 	free(a->items);
@@ -457,17 +574,21 @@ int analysis_finish(struct analysis *a, const struct analysis_opts *o,
 	a->risk_total = 0;
 	for (size_t i = 0; i < in->nall; i++) {
 		struct item *it = in->all[i];
+		const struct host_info *hi;
 		struct risk_input ri;
 		double age;
 
 		if (!classify(it->roles, &it->cls))
 			continue;
+		if (!(hi = host_info(in, &hosts, o, it->host))) {
+			free(hosts.s);
+			return vg_err_set(err, VG_NOMEM, "out of memory");
+		}
 		age = (o->now - it->first_seen) / 86400.0;
 		it->age_days = age > 0 ? floor(age) : 0;
 		ri = (struct risk_input){it->severity, it->host, it->port,
-		                         it->age_days,
-		                         host_criticality(o, it->host)};
-		it->risk = risk_score(&ri);
+		                         it->age_days, hi->criticality};
+		it->risk = risk_of(&ri, hi->internal);
 		a->items[n++] = it;
 		a->by_class[it->cls]++;
 		if (it->roles & RUN_CURRENT) {
@@ -476,6 +597,7 @@ int analysis_finish(struct analysis *a, const struct analysis_opts *o,
 			a->risk_total += it->risk;
 		}
 	}
+	free(hosts.s);
 	a->nitems = n;
 	a->risk_total = round2(a->risk_total);
 	qsort(a->items, n, sizeof(*a->items), cmp_item);

@@ -65,7 +65,8 @@ double risk_score(const struct risk_input *in);
  * the others, rounded to 2 decimals. */
 double host_risk(double max, double sum);
 
-/* One row as the database (or a test) gives it; strings are copied. */
+/* One row as the database (or a test) gives it; strings are copied. Rows
+ * of earlier runs need only the fingerprint and first_seen. */
 struct finding_row {
 	const char *fingerprint;
 	const char *host;
@@ -132,6 +133,12 @@ int analysis_add(struct analysis *a, enum run_role role,
                  const struct finding_row *r, struct vg_err *err);
 int analysis_finish(struct analysis *a, const struct analysis_opts *o,
                     struct vg_err *err);
+/* The finding of `fingerprint`, or NULL; borrowed. */
+struct item *analysis_find(struct analysis *a, const char *fingerprint);
+/* Fill in what rows may leave out until a finding is listed (copied). */
+int analysis_set_details(struct analysis *a, struct item *it,
+                         const char *protocol, const char *scanner,
+                         const char *title);
 void analysis_free(struct analysis *a);
 
 #endif

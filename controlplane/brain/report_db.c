@@ -4,21 +4,24 @@
  * one that loads everything, and a short one that upserts the report row.
  * Rendering happens between them, holding no connection. The findings of
  * the run, of the previous run and (aggregated per fingerprint) of earlier
- * runs arrive through a cursor, 10,000 rows a fetch, so memory holds the
- * deduplicated findings and never a whole result set. */
+ * runs arrive through a cursor, 20,000 rows a fetch (the next one asked
+ * for before the last is added), so memory holds the deduplicated
+ * findings and never a whole result set; protocol, scanner and title are
+ * read afterwards for the findings the report lists. */
 #include "report_db.h"
 
 #include "report.h"
 #include "vigil/buf.h"
 #include "vigil/timeutil.h"
 
+#include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define FETCH_ROWS     "10000"
+#define FETCH_ROWS     "20000"
 #define DEFAULT_TREND  10
 #define MAX_TREND      100
 #define MAX_ERROR_TEXT 1000
@@ -88,25 +91,44 @@ static const struct vg_db_stmt sel_pair_diff = {
 	       "AND c.run_id = $2 AND c.fingerprint = p.fingerprint))",
 };
 
-/* role 1: this run, 2: the previous run, 4: earlier runs, one row per
- * fingerprint of this or the previous run with its earliest first_seen */
-static const char declare_findings[] =
-	"DECLARE brain_findings NO SCROLL CURSOR FOR "
-	"SELECT 1, fingerprint, host, port, protocol, scanner, title, "
-	"severity::text, extract(epoch FROM first_seen) "
-	"FROM findings WHERE tenant_id = $1 AND run_id = $2 "
+/* role 1: this run, 2: the previous run (one scan for both), what the
+ * analysis needs of every finding; 4: earlier runs, fingerprints and
+ * first sightings only, grouped when several runs can repeat one. Times
+ * as whole seconds: date_part is a double, extract() a slow numeric.
+ * Titles and the like are fetched later for the listed findings only. */
+#define FINDINGS_CUR_PREV                                                 \
+	"DECLARE brain_findings NO SCROLL CURSOR FOR "                    \
+	"SELECT CASE WHEN run_id = $2 THEN 1 ELSE 2 END, fingerprint, "   \
+	"host, port, severity, "                                          \
+	"floor(date_part('epoch', first_seen))::int8 "                    \
+	"FROM findings WHERE tenant_id = $1 AND run_id IN ($2, $3) "      \
 	"UNION ALL "
-	"SELECT 2, fingerprint, host, port, protocol, scanner, title, "
-	"severity::text, extract(epoch FROM first_seen) "
-	"FROM findings WHERE tenant_id = $1 AND run_id = $3 "
-	"UNION ALL "
-	"SELECT 4, h.fingerprint, '', NULL, '', '', '', 'info', "
-	"extract(epoch FROM min(h.first_seen)) "
-	"FROM findings h WHERE h.tenant_id = $1 "
-	"AND h.run_id = ANY ($4::uuid[]) "
-	"AND h.fingerprint IN (SELECT fingerprint FROM findings "
-	"WHERE tenant_id = $1 AND run_id IN ($2, $3)) "
-	"GROUP BY h.fingerprint";
+
+static const char declare_findings_grouped[] =
+	FINDINGS_CUR_PREV
+	"SELECT 4, fingerprint, NULL, NULL, NULL, "
+	"floor(date_part('epoch', min(first_seen)))::int8 "
+	"FROM findings WHERE tenant_id = $1 AND run_id = ANY ($4::uuid[]) "
+	"GROUP BY fingerprint";
+
+/* one earlier run: its rows are one per fingerprint already */
+static const char declare_findings_one[] =
+	FINDINGS_CUR_PREV
+	"SELECT 4, fingerprint, NULL, NULL, NULL, "
+	"floor(date_part('epoch', first_seen))::int8 "
+	"FROM findings WHERE tenant_id = $1 AND run_id = ANY ($4::uuid[])";
+
+static const struct vg_db_stmt sel_details = {
+	.name = "brain_sel_details",
+	.nparams = 3,
+	/* one index probe per listed finding (LIMIT 1 keeps the planner
+	 * from scanning the whole run for a few thousand of them) */
+	.sql = "SELECT u.fp, f.protocol, f.scanner, f.title "
+	       "FROM unnest($3::text[]) AS u(fp) CROSS JOIN LATERAL "
+	       "(SELECT protocol, scanner, title FROM findings "
+	       "WHERE tenant_id = $1 AND run_id = $2 AND fingerprint = u.fp "
+	       "LIMIT 1) f",
+};
 
 static const struct vg_db_stmt upsert_report = {
 	.name = "brain_upsert_report",
@@ -152,6 +174,7 @@ static const struct vg_db_stmt unclaim = {
 
 struct load {
 	const struct report_params *p;
+	const struct analysis_opts *ao;
 	/* out */
 	struct analysis *a;
 	char state[16], ns[64], name[256], uid[128], created_raw[64];
@@ -161,6 +184,7 @@ struct load {
 	struct trend_point *trend; /* oldest first, this run last */
 	size_t ntrend;
 	struct vg_buf earlier; /* "{id,id,...}" */
+	int nearlier;
 };
 
 static void load_reset(struct load *l)
@@ -248,6 +272,7 @@ static int load_earlier(struct vg_db_conn *c, struct load *l,
 	if ((rc = vg_db_exec_stmt(c, &sel_earlier, params, &r, err)) != VG_OK)
 		return rc;
 	rows = vg_db_res_rows(r);
+	l->nearlier = rows > 1 ? rows - 1 : 0;
 	if (rows > 0)
 		copy(l->prev, sizeof(l->prev), vg_db_res_get(r, 0, 0));
 	rc = vg_buf_append_byte(&l->earlier, '{');
@@ -287,31 +312,90 @@ static int load_earlier(struct vg_db_conn *c, struct load *l,
 	return rc;
 }
 
-static int add_rows(struct load *l, const struct vg_db_res *r,
-                    struct vg_err *err)
+static const char *val(const PGresult *r, int row, int col)
 {
-	for (int i = 0; i < vg_db_res_rows(r); i++) {
-		struct finding_row f = {
-			.fingerprint = vg_db_res_get(r, i, 1),
-			.host = vg_db_res_get(r, i, 2),
-			.port = vg_db_res_get(r, i, 3)
-			                ? (int)num(vg_db_res_get(r, i, 3))
-			                : -1,
-			.protocol = vg_db_res_get(r, i, 4),
-			.scanner = vg_db_res_get(r, i, 5),
-			.title = vg_db_res_get(r, i, 6),
-			.first_seen = strtod(vg_db_res_get(r, i, 8), NULL),
-		};
-		int role = (int)num(vg_db_res_get(r, i, 0)), rc;
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
 
-		if (severity_parse(vg_db_res_get(r, i, 7), &f.severity) != VG_OK)
+static int add_rows(struct load *l, const PGresult *r, struct vg_err *err)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *port = val(r, i, 3), *seen = val(r, i, 5);
+		struct finding_row f = {
+			.fingerprint = val(r, i, 1),
+			.host = val(r, i, 2),
+			.port = port ? (int)strtol(port, NULL, 10) : -1,
+			.first_seen = seen ? (double)strtoll(seen, NULL, 10) : 0,
+		};
+		int role = (int)strtol(PQgetvalue(r, i, 0), NULL, 10), rc;
+
+		if (role == RUN_EARLIER)
+			f.severity = SEV_INFO; /* history: only its dates */
+		else if (severity_parse(val(r, i, 4), &f.severity) != VG_OK)
 			return vg_err_set(err, VG_INTERNAL,
 			                  "unknown severity \"%s\"",
-			                  vg_db_res_get(r, i, 7));
+			                  PQgetvalue(r, i, 4));
 		if ((rc = analysis_add(l->a, (enum run_role)role, &f, err)))
 			return rc;
 	}
 	return VG_OK;
+}
+
+/* The next FETCH's result (NULL with `err` set on failure). */
+static PGresult *fetch_result(PGconn *pg, struct vg_err *err)
+{
+	PGresult *r = NULL, *t;
+
+	while ((t = PQgetResult(pg))) {
+		if (r)
+			PQclear(t);
+		else
+			r = t;
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+		return r;
+	if (PQstatus(pg) == CONNECTION_BAD)
+		vg_err_set(err, VG_IO, "fetch findings: connection lost");
+	else
+		vg_err_set(err, VG_DB, "fetch findings: %s",
+		           r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+	PQclear(r);
+	return NULL;
+}
+
+/* Read the cursor to its end, asking for the next batch before adding
+ * the one at hand: the server produces rows while the analysis takes
+ * them in. */
+static int fetch_all(struct vg_db_conn *c, struct load *l, struct vg_err *err)
+{
+	static const char fetch[] = "FETCH " FETCH_ROWS " FROM brain_findings";
+	PGconn *pg = vg_db_conn_pg(c);
+	int rc = VG_OK;
+
+	if (!PQsendQuery(pg, fetch))
+		return vg_err_set(err, VG_IO, "fetch findings: %s",
+		                  PQerrorMessage(pg));
+	for (;;) {
+		PGresult *r = fetch_result(pg, err);
+		int n;
+
+		if (!r)
+			return err ? err->code : VG_DB;
+		n = PQntuples(r);
+		if (n > 0 && !PQsendQuery(pg, fetch))
+			rc = vg_err_set(err, VG_IO, "fetch findings: %s",
+			                PQerrorMessage(pg));
+		if (rc == VG_OK)
+			rc = add_rows(l, r, err);
+		PQclear(r);
+		if (rc != VG_OK || n == 0) {
+			PGresult *t;
+
+			while ((t = PQgetResult(pg))) /* the batch asked for */
+				PQclear(t);
+			return rc;
+		}
+	}
 }
 
 static int load_findings(struct vg_db_conn *c, struct load *l,
@@ -326,25 +410,88 @@ static int load_findings(struct vg_db_conn *c, struct load *l,
 		return rc;
 	/* the planner takes cursors for "first rows fast" (nested loops);
 	 * this one is read to the end */
-	if ((rc = vg_db_exec_script(c, "SET LOCAL cursor_tuple_fraction = 1",
+	if ((rc = vg_db_exec_script(c,
+	                            "SET LOCAL cursor_tuple_fraction = 1; "
+	                            "SET LOCAL work_mem = '64MB'",
 	                            err)) != VG_OK ||
-	    (rc = vg_db_exec(c, declare_findings, 4, params, NULL, err)) !=
-	            VG_OK)
+	    (rc = vg_db_exec(c,
+	                     l->nearlier > 1 ? declare_findings_grouped
+	                                     : declare_findings_one,
+	                     4, params, NULL, err)) != VG_OK)
 		return rc;
-	for (;;) {
-		struct vg_db_res *r = NULL;
-		int n;
+	return fetch_all(c, l, err);
+}
 
-		rc = vg_db_exec(c, "FETCH " FETCH_ROWS " FROM brain_findings", 0,
-		                NULL, &r, err);
-		if (rc != VG_OK)
-			return rc;
-		n = vg_db_res_rows(r);
-		rc = add_rows(l, r, err);
-		vg_db_res_free(r);
-		if (rc != VG_OK || n == 0)
-			return rc;
+/* Append `s` to a text[] literal: quoted, \\ and " escaped. */
+static int array_elem(struct vg_buf *b, const char *s)
+{
+	int rc = vg_buf_append_str(b, b->len > 1 ? ",\"" : "\"");
+
+	for (; !rc && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			rc = vg_buf_append_byte(b, '\\');
+		if (!rc)
+			rc = vg_buf_append_byte(b, *s);
 	}
+	return rc ? rc : vg_buf_append_byte(b, '"');
+}
+
+/* Protocol, scanner and title of the findings the report lists: from
+ * this run, or for resolved ones from the previous run. */
+static int load_details(struct vg_db_conn *c, struct load *l,
+                        struct vg_err *err)
+{
+	size_t want = l->p->list_max ? l->p->list_max : 1000;
+	struct vg_buf cur, prev;
+	int rc = VG_OK;
+
+	if (l->p->html_rows > want)
+		want = l->p->html_rows;
+	vg_buf_init(&cur, 0);
+	vg_buf_init(&prev, 0);
+	if (vg_buf_append_byte(&cur, '{') || vg_buf_append_byte(&prev, '{'))
+		rc = VG_NOMEM;
+	for (int k = 0; !rc && k < CLASS_N; k++)
+		for (size_t i = 0; !rc && i < l->a->class_len[k] && i < want;
+		     i++) {
+			const struct item *it =
+				l->a->items[l->a->class_start[k] + i];
+
+			rc = array_elem(it->roles & RUN_CURRENT ? &cur : &prev,
+			                it->fingerprint);
+		}
+	if (!rc && (vg_buf_append_byte(&cur, '}') ||
+	            vg_buf_append_byte(&prev, '}')))
+		rc = VG_NOMEM;
+	if (rc) {
+		rc = vg_err_set(err, VG_NOMEM, "out of memory");
+		goto out;
+	}
+	for (int pass = 0; pass < 2 && rc == VG_OK; pass++) {
+		const char *run = pass ? l->prev : l->p->run;
+		struct vg_buf *fps = pass ? &prev : &cur;
+		const char *params[] = {l->p->tenant, run, vg_buf_str(fps)};
+		struct vg_db_res *r = NULL;
+
+		if (fps->len <= 2)
+			continue;
+		rc = vg_db_exec_stmt(c, &sel_details, params, &r, err);
+		for (int i = 0; rc == VG_OK && i < vg_db_res_rows(r); i++) {
+			struct item *it =
+				analysis_find(l->a, vg_db_res_get(r, i, 0));
+
+			if (it && analysis_set_details(
+					  l->a, it, vg_db_res_get(r, i, 1),
+					  vg_db_res_get(r, i, 2),
+					  vg_db_res_get(r, i, 3)) != VG_OK)
+				rc = vg_err_set(err, VG_NOMEM, "out of memory");
+		}
+		vg_db_res_free(r);
+	}
+out:
+	vg_buf_cleanup(&cur);
+	vg_buf_cleanup(&prev);
+	return rc;
 }
 
 static int load_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
@@ -355,9 +502,11 @@ static int load_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	load_reset(l);
 	if ((rc = load_run(c, l, err)) != VG_OK || l->skip || l->unfinished)
 		return rc;
-	if ((rc = load_earlier(c, l, err)) != VG_OK)
+	if ((rc = load_earlier(c, l, err)) != VG_OK ||
+	    (rc = load_findings(c, l, err)) != VG_OK ||
+	    (rc = analysis_finish(l->a, l->ao, err)) != VG_OK)
 		return rc;
-	return load_findings(c, l, err);
+	return load_details(c, l, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -394,10 +543,10 @@ static int store_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 int report_generate(struct vg_db_pool *db, const struct report_params *p,
                     struct report_outcome *out, struct vg_err *err)
 {
-	struct load l = {.p = p};
+	struct analysis_opts ao = {.now = p->now, .criticality = p->criticality};
+	struct load l = {.p = p, .ao = &ao};
 	struct vg_buf json, html;
 	struct report_doc d;
-	struct analysis_opts ao = {.now = p->now, .criticality = p->criticality};
 	char generated[40];
 	double t0 = vg_mono_s(), t1;
 	int rc;
@@ -411,6 +560,12 @@ int report_generate(struct vg_db_pool *db, const struct report_params *p,
 		rc = vg_err_set(err, VG_INVAL,
 		                "tenant and run must be UUIDs");
 		goto out;
+	}
+	if (ao.now <= 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ao.now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	}
 	rc = vg_db_tx(db, p->tenant, VG_DB_TX_READ_ONLY, load_tx, &l, err);
 	if (rc != VG_OK)
@@ -426,14 +581,6 @@ int report_generate(struct vg_db_pool *db, const struct report_params *p,
 	}
 	out->load_s = vg_mono_s() - t0;
 	t1 = vg_mono_s();
-	if (ao.now <= 0) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ao.now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	}
-	if ((rc = analysis_finish(l.a, &ao, err)) != VG_OK)
-		goto out;
 	/* this run, last in the trend */
 	{
 		struct trend_point *t = &l.trend[l.ntrend - 1];
