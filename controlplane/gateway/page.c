@@ -87,7 +87,8 @@ char *gw_cursor_encode(const char *const *parts, int n)
 
 	vg_buf_init(&b, 0);
 	for (int i = 0; i < n; i++)
-		vg_buf_appendf(&b, "%s%s", i ? "," : "", parts[i]);
+		vg_buf_appendf(&b, "%s%s", i ? "," : "",
+		               parts[i] ? parts[i] : "");
 	out = b64url_encode(vg_buf_str(&b), b.len);
 	vg_buf_cleanup(&b);
 	return out;
