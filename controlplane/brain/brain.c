@@ -311,11 +311,11 @@ static void process(struct slot *s, struct vg_task *t)
 
 	vg_strmap_init(&crit, NULL);
 	rc = brain_parse_payload(t, b->cfg.criticality, &p, &crit, &err);
-	if (rc == VG_OK)
+	if (rc != VG_OK)
+		p.tenant = p.run = NULL; /* no row to mark failed */
+	else
 		rc = report_generate(b->cfg.db, &p, &o, &err);
 	if (rc != VG_OK) {
-		if (rc == VG_INVAL || rc == VG_FORBIDDEN)
-			p.tenant = p.run = NULL; /* nothing to mark */
 		failed(s, t, &p, rc, &err);
 		goto out;
 	}
