@@ -49,7 +49,7 @@ static const struct opt opts[] = {
 	{"retries", "VIGIL_RETRIES", OPT_INT, OFF(retries), "1", 0, 10,
 	 "extra attempts after a connect timeout"},
 	{"max-in-flight", "VIGIL_MAX_IN_FLIGHT", OPT_INT, OFF(max_in_flight),
-	 "10000", 1, 1000000, "connects in progress at once"},
+	 "10000", 1, 200000, "connects in progress at once"},
 	{"banner-timeout-ms", "VIGIL_BANNER_TIMEOUT_MS", OPT_INT,
 	 OFF(banner_timeout_ms), "2000", 1, 60000,
 	 "wait for a service's first bytes"},
