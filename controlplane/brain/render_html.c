@@ -195,10 +195,16 @@ int svg_trend_lines(struct vg_buf *out, const struct trend_point *p, size_t n)
 		                                    (double)(n - 1)
 		                          : plot_w / 2.0);
 
+		/* the outer labels inside the chart */
+		const char *anchor = n < 2         ? "middle"
+		                     : i == 0      ? "start"
+		                     : i == n - 1 ? "end"
+		                                   : "middle";
+
 		rc = vg_buf_appendf(out,
 		                    "<text x=\"%.1f\" y=\"%d\" "
-		                    "text-anchor=\"middle\">",
-		                    x, LINE_H - PAD_B + 18);
+		                    "text-anchor=\"%s\">",
+		                    x, LINE_H - PAD_B + 18, anchor);
 		if (!rc)
 			rc = vg_buf_appendf(out, "%.10s", p[i].created_at);
 		if (!rc)
