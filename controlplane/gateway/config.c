@@ -95,6 +95,10 @@ static const struct setting settings[] = {
 	{"VIGIL_QUEUE_PREFIX", "queue.prefix", T_STR, OFF(queue_prefix),
          "vigil", 0, 0, "hash tag of the task queue's Redis keys (as the "
          "worker's)"},
+	{"VIGIL_SCAN_JOBS_REFRESH", NULL, T_INT, OFF(scan_jobs_refresh_s), "30",
+         1, 3600,
+         "seconds between counts of every tenant's scan runs by state "
+         "(vigil_scan_jobs)"},
 	{"VIGIL_SESSION_KEY", NULL, T_STR, OFF(session_key), NULL, 0, 0,
          "key of the session ids kept in Redis (shared by replicas)"},
 	{"VIGIL_TLS_CERT_FILE", NULL, T_STR, OFF(tls_cert_file), NULL, 0, 0,

@@ -49,6 +49,7 @@ struct gw_config {
 	int access_log;
 	char *trusted_proxies;
 	char *queue_prefix;
+	int scan_jobs_refresh_s;
 	int show_version, show_help, show_openapi;
 };
 

@@ -48,7 +48,8 @@ static void check_redis(struct gw *g)
 }
 
 /* vigil_scan_jobs{state}: every tenant's runs, counted by a function of
- * the schema's owner (0009_gateway_scans.sql) */
+ * the schema's owner (0009_gateway_scans.sql); every
+ * VIGIL_SCAN_JOBS_REFRESH seconds, as it reads the whole table */
 static void refresh_scan_jobs(struct gw *g)
 {
 	struct vg_db_conn *c = NULL;
@@ -83,8 +84,6 @@ static void refresh_gauges(struct gw *g)
 
 	if (atomic_load(&g->db_ok))
 		gw_estop_read(g, NULL, NULL);
-	if (atomic_load(&g->db_ok) && atomic_load(&g->schema_ok))
-		refresh_scan_jobs(g);
 	if (atomic_load(&g->redis_ok) && gw_session_count(g, &n, NULL) == VG_OK)
 		vg_gauge_set(g->m.sessions, (double)n);
 }
@@ -122,8 +121,13 @@ static void *health_main(void *arg)
 		ensure_schema(g);
 		check_db(g);
 		check_redis(g);
-		if (tick++ % GAUGES_EVERY == 0)
+		if (tick % GAUGES_EVERY == 0)
 			refresh_gauges(g);
+		/* a count over every tenant's runs: not every tick */
+		if (tick % (unsigned)g->cfg->scan_jobs_refresh_s == 0 &&
+		    atomic_load(&g->db_ok) && atomic_load(&g->schema_ok))
+			refresh_scan_jobs(g);
+		tick++;
 		pthread_mutex_lock(&h->mu);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += CHECK_MS / 1000;
