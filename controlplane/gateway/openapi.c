@@ -227,6 +227,60 @@ static void query_parameters(const struct gw_route *r, json_t *ps)
 	}
 }
 
+/* The shape of a few replies clients build on: pages and accepted
+ * tasks. */
+static const struct {
+	const char *route;
+	const char *const *fields; /* string members; NULL: a page */
+} replies[] = {
+	{"GET /v1/tenants/{tid}/scan-runs", NULL},
+	{"GET /v1/tenants/{tid}/findings", NULL},
+	{"GET /v1/tenants/{tid}/reports", NULL},
+	{"POST /v1/tenants/{tid}/ingest",
+         (const char *const[]){"run_id", "batch_id", "task_id", NULL}},
+	{"POST /v1/tenants/{tid}/reports",
+         (const char *const[]){"run_id", "task_id", "report_id", NULL}},
+};
+
+static void reply_schema(const struct gw_route *r, json_t *response)
+{
+	char key[160];
+	json_t *schema = NULL;
+
+	snprintf(key, sizeof(key), "%s %s", r->method, r->pattern);
+	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+		if (strcmp(replies[i].route, key) != 0)
+			continue;
+		if (!replies[i].fields) {
+			schema = json_pack(
+				"{s:s, s:[s,s], s:{s:{s:s, s:{s:s}},"
+				" s:{s:s, s:b, s:s}}}",
+				"type", "object", "required", "items",
+				"next_cursor", "properties", "items", "type",
+				"array", "items", "type", "object",
+				"next_cursor", "type", "string", "nullable", 1,
+				"description",
+				"the cursor of the next page; null on the last");
+		} else {
+			json_t *props = json_object();
+
+			/* report_id: null until the run's report exists */
+			for (const char *const *f = replies[i].fields; *f; f++)
+				json_object_set_new(
+					props, *f,
+					json_pack("{s:s, s:b}", "type", "string",
+				                  "nullable",
+				                  strcmp(*f, "report_id") == 0));
+			schema = json_pack("{s:s, s:o}", "type", "object",
+			                   "properties", props);
+		}
+	}
+	if (schema)
+		json_object_set_new(response, "content",
+		                    json_pack("{s:{s:o}}", "application/json",
+		                              "schema", schema));
+}
+
 static json_t *parameters(const struct gw_route *r)
 {
 	json_t *ps = json_array();
@@ -276,6 +330,7 @@ static json_t *operation(const struct gw_route *r)
 	responses =
 		json_pack("{s:{s:s}, s:{s:s}}", ok, "description", "success",
 	                  "default", "$ref", "#/components/responses/Error");
+	reply_schema(r, json_object_get(responses, ok));
 	op = json_pack("{s:s, s:o, s:s, s:o}", "operationId", id, "parameters",
 	               parameters(r), "x-vigil-permission",
 	               gw_perm_name(r->perm), "responses", responses);
