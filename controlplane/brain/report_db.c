@@ -177,8 +177,10 @@ struct load {
 	const struct analysis_opts *ao;
 	/* out */
 	struct analysis *a;
-	char state[16], ns[64], name[256], uid[128], created_raw[64];
-	char created[40], finished[40], tenant_name[64];
+	/* the run's row, and its columns borrowed from it */
+	struct vg_db_res *run_row;
+	const char *state, *ns, *name, *uid, *created_raw, *created;
+	const char *finished, *tenant_name;
 	char prev[37];
 	int skip, unfinished;
 	struct trend_point *trend; /* oldest first, this run last */
@@ -191,6 +193,8 @@ static void load_reset(struct load *l)
 {
 	analysis_free(l->a);
 	l->a = NULL;
+	vg_db_res_free(l->run_row);
+	l->run_row = NULL;
 	free(l->trend);
 	l->trend = NULL;
 	l->ntrend = 0;
@@ -222,19 +226,20 @@ static int load_run(struct vg_db_conn *c, struct load *l, struct vg_err *err)
 		return vg_err_set(err, VG_NOTFOUND, "run %s not found",
 		                  l->p->run);
 	}
-	copy(l->state, sizeof(l->state), vg_db_res_get(r, 0, 0));
-	copy(l->ns, sizeof(l->ns), vg_db_res_get(r, 0, 1));
-	copy(l->name, sizeof(l->name), vg_db_res_get(r, 0, 2));
-	copy(l->uid, sizeof(l->uid), vg_db_res_get(r, 0, 3));
-	copy(l->created_raw, sizeof(l->created_raw), vg_db_res_get(r, 0, 4));
-	copy(l->created, sizeof(l->created), vg_db_res_get(r, 0, 5));
-	copy(l->finished, sizeof(l->finished), vg_db_res_get(r, 0, 6));
-	copy(l->tenant_name, sizeof(l->tenant_name), vg_db_res_get(r, 0, 7));
+	/* NOT NULL columns, or coalesced */
+	l->run_row = r;
+	l->state = vg_db_res_get(r, 0, 0);
+	l->ns = vg_db_res_get(r, 0, 1);
+	l->name = vg_db_res_get(r, 0, 2);
+	l->uid = vg_db_res_get(r, 0, 3);
+	l->created_raw = vg_db_res_get(r, 0, 4);
+	l->created = vg_db_res_get(r, 0, 5);
+	l->finished = vg_db_res_get(r, 0, 6);
+	l->tenant_name = vg_db_res_get(r, 0, 7);
 	l->skip = !l->p->force &&
 	          strcmp(vg_db_res_get(r, 0, 8), "ready") == 0;
 	l->unfinished = strcmp(l->state, "pending") == 0 ||
 	                strcmp(l->state, "running") == 0;
-	vg_db_res_free(r);
 	return VG_OK;
 }
 
