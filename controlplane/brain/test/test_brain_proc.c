@@ -347,10 +347,74 @@ static void test_generate_command(void **state)
 	assert_int_equal(wait_exit(b, 15000), 2);
 }
 
+/* The brain's dead letters with the queue's tool, vigil-worker's dlq
+ * subcommands pointed at the brain's prefix: a report task for a run not
+ * recorded yet is dead-lettered; once the run is there, replayed, the
+ * report is made. */
+static void test_dead_letters_with_worker_dlq(void **state)
+{
+	(void)state;
+	static const char run[] = "00000000-0000-4000-8000-00000000d1a0";
+	struct vg_queue *bq = open_q("p-dlq-brain", "brain");
+	const char *health[] = {"--health-addr", "127.0.0.1:0", NULL};
+	const char *list[] = {"dlq", "list", "--type", "report", NULL};
+	const char *replay[] = {"dlq", "replay", "--all", NULL};
+	char lb[PATH_MAX], lc[PATH_MAX], *s;
+	const char *p[] = {run};
+	long long t0;
+	pid_t b, cli;
+
+	snprintf(lb, sizeof(lb), "%s/dlq-brain.log", logdir);
+	snprintf(lc, sizeof(lc), "%s/dlq-cli.log", logdir);
+	b = spawn(brain_bin, lb, health, "p-dlq", "p-dlq-brain");
+	{
+		json_t *pl = json_pack("{s:s,s:s}", "tenant_id", tenant,
+		                       "run_id", run);
+		struct vg_queue_msg m = {.type = "report",
+		                         .payload = pl,
+		                         .request_id = "req-dlq",
+		                         .tenant = tenant};
+		struct vg_err err = {0};
+
+		if (vg_queue_enqueue(bq, &m, &err) != VG_OK)
+			fail_msg("enqueue: %s", err.msg);
+		json_decref(pl);
+	}
+	t0 = mono_ms();
+	while (qstats(bq).dead < 1 && mono_ms() - t0 < 10000)
+		sleep_ms(20);
+	assert_int_equal(qstats(bq).dead, 1);
+
+	cli = spawn(worker_bin, lc, list, "p-dlq-brain", "unused");
+	assert_int_equal(wait_exit(cli, 15000), 0);
+	s = slurp(lc);
+	assert_non_null(strstr(s, "\"type\":\"report\""));
+	assert_non_null(strstr(s, "\"request_id\":\"req-dlq\""));
+	assert_non_null(strstr(s, "VG_NOTFOUND: run "
+	                          "00000000-0000-4000-8000-00000000d1a0 not "
+	                          "found"));
+	free(s);
+
+	/* the run is recorded late; replayed, the report is made */
+	su_exec("INSERT INTO vigil.scan_runs (id, tenant_id, state, "
+	        "finished_at) VALUES ($1, $2, 'succeeded', now())",
+	        2, (const char *[]){run, tenant});
+	cli = spawn(worker_bin, lc, replay, "p-dlq-brain", "unused");
+	assert_int_equal(wait_exit(cli, 15000), 0);
+	wait_str("SELECT state || ' ' || (summary #>> '{counts,total}') "
+	         "FROM vigil.reports WHERE run_id = $1",
+	         1, p, "ready 0", 10000);
+	assert_int_equal(qstats(bq).dead, 0);
+	kill(b, SIGTERM);
+	assert_int_equal(wait_exit(b, 15000), 0);
+	vg_queue_free(bq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_worker_to_brain),
+		cmocka_unit_test(test_dead_letters_with_worker_dlq),
 		cmocka_unit_test(test_refuses_worker_prefix),
 		cmocka_unit_test(test_generate_command),
 	};
