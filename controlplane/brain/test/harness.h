@@ -180,12 +180,14 @@ static __attribute__((unused)) void make_run(const char *tenant,
 		if (sscanf(tok, "%63[^:]:%127[^:]:%15[^:]:%15[^:]:%d", fp, host,
 		           port, sev, &age) != 5)
 			fail_msg("bad finding spec %s", tok);
+		json_t *jport = strcmp(port, "-")
+		                        ? json_integer(strtol(port, NULL, 10))
+		                        : json_null();
+
 		json_array_append_new(
 			arr, json_pack("{s:s,s:s,s:o,s:s,s:i,s:s}", "fp", fp,
-		                       "host", host, "port",
-		                       strcmp(port, "-") ? json_integer(atoi(port))
-		                                         : json_null(),
-		                       "sev", sev, "age", age, "title", fp));
+		                       "host", host, "port", jport, "sev", sev,
+		                       "age", age, "title", fp));
 	}
 	free(copy);
 	vg_buf_init(&b, 0);
