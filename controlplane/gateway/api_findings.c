@@ -20,8 +20,8 @@
 
 static const char *const finding_states[] = {"open", "resolved", "accepted",
                                              "false_positive", NULL};
-static const char *const severities[] = {"info", "low", "medium", "high",
-                                         "critical", NULL};
+static const char *const severities[] = {"info", "low",      "medium",
+                                         "high", "critical", NULL};
 
 const struct vg_json_field api_triage_body[] = {
 	{"state", VG_JSON_STRING, VG_JSON_REQUIRED, 0, 0, finding_states, 0},
@@ -29,22 +29,22 @@ const struct vg_json_field api_triage_body[] = {
 };
 
 #define FINDING_COLS                                                     \
-	"id, run_id, batch_id, host, port, protocol, scanner, severity,"  \
+	"id, run_id, batch_id, host, port, protocol, scanner, severity," \
 	" fingerprint, title, evidence, state, first_seen, last_seen"
-#define FINDING_KEY                                                      \
-	", severity, to_char(last_seen AT TIME ZONE 'UTC',"              \
+#define FINDING_KEY                                         \
+	", severity, to_char(last_seen AT TIME ZONE 'UTC'," \
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id"
 /* a NULL parameter is no filter */
-#define FINDING_FILTER                                                   \
-	" WHERE tenant_id = current_tenant()"                            \
+#define FINDING_FILTER                                                     \
+	" WHERE tenant_id = current_tenant()"                              \
 	" AND ($1::severity[] IS NULL OR severity = ANY ($1::severity[]))" \
-	" AND ($2::text IS NULL OR host = $2)"                           \
-	" AND ($3::integer IS NULL OR port = $3::integer)"               \
-	" AND ($4::uuid IS NULL OR run_id = $4::uuid)"                   \
-	" AND ($5::text IS NULL OR state = $5)"                          \
+	" AND ($2::text IS NULL OR host = $2)"                             \
+	" AND ($3::integer IS NULL OR port = $3::integer)"                 \
+	" AND ($4::uuid IS NULL OR run_id = $4::uuid)"                     \
+	" AND ($5::text IS NULL OR state = $5)"                            \
 	" AND ($6::text IS NULL OR scanner = $6)"
-#define FINDING_ORDER                                                  \
-	" ORDER BY severity_rank DESC, last_seen DESC, id DESC"        \
+#define FINDING_ORDER                                           \
+	" ORDER BY severity_rank DESC, last_seen DESC, id DESC" \
 	" LIMIT $7::integer"
 
 static const char finding_spec[] =
@@ -53,15 +53,15 @@ static const char finding_spec[] =
 
 static const struct vg_db_stmt st_findings_first = {
 	.name = "gw_findings_first",
-	.sql = "SELECT " FINDING_COLS FINDING_KEY " FROM findings"
-	       FINDING_FILTER FINDING_ORDER,
+	.sql = "SELECT " FINDING_COLS FINDING_KEY
+	       " FROM findings" FINDING_FILTER FINDING_ORDER,
 	.nparams = 7,
 };
 
 static const struct vg_db_stmt st_findings_next = {
 	.name = "gw_findings_next",
-	.sql = "SELECT " FINDING_COLS FINDING_KEY " FROM findings"
-	       FINDING_FILTER
+	.sql = "SELECT " FINDING_COLS FINDING_KEY
+	       " FROM findings" FINDING_FILTER
 	       " AND (severity_rank, last_seen, id) <"
 	       " ($8::smallint, $9::timestamptz, $10::uuid)" FINDING_ORDER,
 	.nparams = 10,
@@ -219,8 +219,9 @@ static int triage_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 	json_decref(a->out);
 	a->out = NULL;
-	rc = vg_db_exec(c, "SELECT state FROM findings WHERE id = $1"
-	                   " FOR UPDATE",
+	rc = vg_db_exec(c,
+	                "SELECT state FROM findings WHERE id = $1"
+	                " FOR UPDATE",
 	                1, p, &r, err);
 	if (rc == VG_OK && vg_db_res_rows(r) != 1)
 		rc = vg_err_set(err, VG_NOTFOUND, "finding not found");
@@ -263,8 +264,7 @@ void api_findings_triage(struct gw_rctx *rc)
 		return;
 	}
 	gw_audit_committed(rc->g, 1);
-	gw_rlog(rc, VG_LOG_INFO, "finding triaged", "finding_id",
-	        rc->params[1], "state", vg_json_get_str(rc->body, "state", ""),
-	        NULL);
+	gw_rlog(rc, VG_LOG_INFO, "finding triaged", "finding_id", rc->params[1],
+	        "state", vg_json_get_str(rc->body, "state", ""), NULL);
 	gw_reply_json(rc, 200, a.out);
 }

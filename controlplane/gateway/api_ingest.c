@@ -25,8 +25,8 @@
 #define MAX_SHARDS   100000
 
 static const char *const triggers[] = {"schedule", "manual", "once", NULL};
-static const char *const severities[] = {"info", "low", "medium", "high",
-                                         "critical", NULL};
+static const char *const severities[] = {"info", "low",      "medium",
+                                         "high", "critical", NULL};
 static const char *const protocols[] = {"tcp", "udp", NULL};
 
 const struct vg_json_field api_ingest_body[] = {
@@ -157,10 +157,11 @@ static int ingest_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	}
 	if (strcmp(a->state, "canceled") == 0 ||
 	    strcmp(a->state, "failed") == 0)
-		return vg_err_set(err, VG_CONFLICT,
-		                  "scan run %s of job %s is %s: no more results "
-		                  "are accepted",
-		                  a->run_id, job[0], a->state);
+		return vg_err_set(
+			err, VG_CONFLICT,
+			"scan run %s of job %s is %s: no more results "
+			"are accepted",
+			a->run_id, job[0], a->state);
 	return VG_OK;
 }
 
@@ -177,7 +178,8 @@ void api_ingest(struct gw_rctx *rc)
 
 	if (shard >= shards) {
 		gw_reply_error(rc, 422, "validation_failed",
-		               "shard: must be less than shards (%lld)", shards);
+		               "shard: must be less than shards (%lld)",
+		               shards);
 		return;
 	}
 	r = gw_tx(rc, 0, ingest_tx, &a, &err);
@@ -187,8 +189,8 @@ void api_ingest(struct gw_rctx *rc)
 	}
 	if (a.created)
 		gw_rlog(rc, VG_LOG_INFO, "scan run recorded", "run_id",
-		        a.run_id, "job_name", vg_json_get_str(b, "job_name", ""),
-		        NULL);
+		        a.run_id, "job_name",
+		        vg_json_get_str(b, "job_name", ""), NULL);
 	/*
 	 * Enqueued after the commit: when Redis fails now the agent gets
 	 * 503 and posts the batch again, and the run upsert above finds the

@@ -23,15 +23,15 @@ const struct vg_json_field api_report_body[] = {
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
 
-#define REPORT_COLS                                                       \
-	"id, run_id, kind, format, state, content_type,"                   \
+#define REPORT_COLS                                      \
+	"id, run_id, kind, format, state, content_type," \
 	" octet_length(content), error, request_id, created_at, completed_at"
-#define REPORT_KEY                                                        \
-	", to_char(created_at AT TIME ZONE 'UTC',"                        \
+#define REPORT_KEY                                 \
+	", to_char(created_at AT TIME ZONE 'UTC'," \
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id"
-#define REPORT_FILTER                                                     \
-	" WHERE tenant_id = current_tenant()"                             \
-	" AND ($1::uuid IS NULL OR run_id = $1::uuid)"                    \
+#define REPORT_FILTER                                  \
+	" WHERE tenant_id = current_tenant()"          \
+	" AND ($1::uuid IS NULL OR run_id = $1::uuid)" \
 	" AND ($2::text IS NULL OR state = $2)"
 #define REPORT_ORDER " ORDER BY created_at DESC, id DESC LIMIT $3::integer"
 
@@ -45,16 +45,16 @@ static const char report_spec[] =
 
 static const struct vg_db_stmt st_reports_first = {
 	.name = "gw_reports_first",
-	.sql = "SELECT " REPORT_COLS REPORT_KEY " FROM reports" REPORT_FILTER
-	       REPORT_ORDER,
+	.sql = "SELECT " REPORT_COLS REPORT_KEY
+	       " FROM reports" REPORT_FILTER REPORT_ORDER,
 	.nparams = 3,
 };
 
 static const struct vg_db_stmt st_reports_next = {
 	.name = "gw_reports_next",
 	.sql = "SELECT " REPORT_COLS REPORT_KEY " FROM reports" REPORT_FILTER
-	       " AND (created_at, id) < ($4::timestamptz, $5::uuid)"
-	       REPORT_ORDER,
+	       " AND (created_at, id) < ($4::timestamptz, "
+	       "$5::uuid)" REPORT_ORDER,
 	.nparams = 5,
 };
 
@@ -71,8 +71,7 @@ static const struct vg_db_stmt st_report_content = {
 	.nparams = 1,
 };
 
-static const char *const report_states[] = {"pending", "ready", "failed",
-                                            NULL};
+static const char *const report_states[] = {"pending", "ready", "failed", NULL};
 
 /* The reply's media type: the one stored with the content, or the
  * format's; only types from this table (the header value is static). */
@@ -108,8 +107,10 @@ static const char *extension(const char *type)
 {
 	static const struct {
 		const char *prefix, *ext;
-	} ext[] = {{"application/json", "json"}, {"text/html", "html"},
-	           {"text/markdown", "md"},      {"text/csv", "csv"},
+	} ext[] = {{"application/json", "json"},
+	           {"text/html", "html"},
+	           {"text/markdown", "md"},
+	           {"text/csv", "csv"},
 	           {"application/pdf", "pdf"}};
 
 	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
@@ -244,8 +245,7 @@ void api_reports_get(struct gw_rctx *rc)
 		if (out)
 			gw_reply_json(rc, 200, out);
 		else
-			gw_reply_error(rc, 503, "unavailable",
-			               "out of memory");
+			gw_reply_error(rc, 503, "unavailable", "out of memory");
 	}
 	vg_db_res_free(a.res);
 }
@@ -278,12 +278,13 @@ void api_reports_content(struct gw_rctx *rc)
 		type = "application/json";
 		r = vg_buf_append_str(&rc->resp->body, summary);
 	} else {
-		gw_reply_error(rc, 409, "conflict", "the report has no content");
+		gw_reply_error(rc, 409, "conflict",
+		               "the report has no content");
 		goto out;
 	}
 	if (r != VG_OK) {
-		gw_rlog(rc, VG_LOG_ERROR, "report content unreadable", "report_id",
-		        rc->params[1], NULL);
+		gw_rlog(rc, VG_LOG_ERROR, "report content unreadable",
+		        "report_id", rc->params[1], NULL);
 		gw_reply_error(rc, 500, "internal", "internal error");
 		goto out;
 	}

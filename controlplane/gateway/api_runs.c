@@ -15,30 +15,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const gw_run_states[] = {"pending", "running", "succeeded",
+const char *const gw_run_states[] = {"pending", "running",  "succeeded",
                                      "failed",  "canceled", NULL};
 
 const struct vg_json_field api_run_body[] = {
-	{"policy_namespace", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT,
-         1, 63, NULL, 0},
+	{"policy_namespace", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1,
+         63, NULL, 0},
 	{"policy_name", VG_JSON_STRING, VG_JSON_REQUIRED | VG_JSON_TEXT, 1, 253,
          NULL, 0},
 	{"shards", VG_JSON_INT, VG_JSON_NULLABLE, 1, 100000, NULL, 0},
 	{NULL, VG_JSON_STRING, 0, 0, 0, NULL, 0},
 };
 
-#define RUN_COLS                                                          \
+#define RUN_COLS                                                            \
 	"id, policy_namespace, policy_name, policy_uid, job_name, trigger," \
 	" state, shards, shards_done, finding_counts, error, created_at,"   \
 	" started_at, finished_at"
 /* the sort key of a row: the list's cursor */
-#define RUN_KEY                                                          \
-	", to_char(created_at AT TIME ZONE 'UTC',"                       \
+#define RUN_KEY                                    \
+	", to_char(created_at AT TIME ZONE 'UTC'," \
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id"
-#define RUN_FILTER                                                        \
-	" WHERE tenant_id = current_tenant()"                             \
-	" AND ($1::text IS NULL OR state = $1)"                           \
-	" AND ($2::text IS NULL OR policy_name = $2)"                     \
+#define RUN_FILTER                                    \
+	" WHERE tenant_id = current_tenant()"         \
+	" AND ($1::text IS NULL OR state = $1)"       \
+	" AND ($2::text IS NULL OR policy_name = $2)" \
 	" AND ($3::text IS NULL OR policy_namespace = $3)"
 #define RUN_ORDER " ORDER BY created_at DESC, id DESC LIMIT $4::integer"
 
@@ -49,8 +49,8 @@ static const char run_spec[] =
 
 static const struct vg_db_stmt st_runs_first = {
 	.name = "gw_runs_first",
-	.sql = "SELECT " RUN_COLS RUN_KEY " FROM scan_runs" RUN_FILTER
-	       RUN_ORDER,
+	.sql = "SELECT " RUN_COLS RUN_KEY
+	       " FROM scan_runs" RUN_FILTER RUN_ORDER,
 	.nparams = 4,
 };
 
@@ -249,8 +249,9 @@ static int cancel_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 
 	json_decref(a->out);
 	a->out = NULL;
-	rc = vg_db_exec(c, "SELECT state FROM scan_runs WHERE id = $1"
-	                   " FOR UPDATE",
+	rc = vg_db_exec(c,
+	                "SELECT state FROM scan_runs WHERE id = $1"
+	                " FOR UPDATE",
 	                1, p, &r, err);
 	if (rc == VG_OK && vg_db_res_rows(r) != 1)
 		rc = vg_err_set(err, VG_NOTFOUND, "scan run not found");
@@ -265,10 +266,11 @@ static int cancel_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 		                  "the scan run is %s: only pending and "
 		                  "running runs can be canceled",
 		                  state);
-	rc = vg_db_exec(c,
-	                "UPDATE scan_runs SET state = 'canceled',"
-	                " finished_at = now() WHERE id = $1 RETURNING " RUN_COLS,
-	                1, p, &r, err);
+	rc = vg_db_exec(
+		c,
+		"UPDATE scan_runs SET state = 'canceled',"
+		" finished_at = now() WHERE id = $1 RETURNING " RUN_COLS,
+		1, p, &r, err);
 	if (rc == VG_OK && !(a->out = gw_row_json(r, 0, run_spec)))
 		rc = vg_err_set(err, VG_NOMEM, "out of memory");
 	vg_db_res_free(r);

@@ -52,7 +52,7 @@ static int prefixed(struct vg_err *err, const char *path)
 	fmt(reason, sizeof(reason), "%s", err->reason);
 	vg_err_set(err, VG_INVAL, "%s.%s", path, msg);
 	fmt(err->reason, sizeof(err->reason), "%s%s%s", path,
-	         reason[0] ? "." : "", reason);
+	    reason[0] ? "." : "", reason);
 	return VG_INVAL;
 }
 
@@ -81,7 +81,7 @@ static int check_member(const json_t *v, const struct gw_member *m,
 		char what[64];
 
 		fmt(what, sizeof(what), "too many items (at most %zu)",
-		         m->max_items);
+		    m->max_items);
 		return invalid(err, path, what);
 	}
 	json_array_foreach(v, i, it)
@@ -130,8 +130,7 @@ static int check_object(const json_t *obj, const struct vg_json_field *fields,
 
 		if (!m)
 			continue;
-		fmt(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
-		         key);
+		fmt(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
 		if (json_is_null(v) && (m->flags & VG_JSON_NULLABLE))
 			continue;
 		if ((rc = check_member(v, m, sub, err)) != VG_OK)
@@ -141,9 +140,10 @@ static int check_object(const json_t *obj, const struct vg_json_field *fields,
 		const json_t *v2 = json_object_get(obj, m->name);
 		char sub[PATH_MAX_LEN];
 
-		if ((m->flags & VG_JSON_REQUIRED) && (!v2 || json_is_null(v2))) {
-			fmt(sub, sizeof(sub), "%s%s%s", path,
-			         *path ? "." : "", m->name);
+		if ((m->flags & VG_JSON_REQUIRED) &&
+		    (!v2 || json_is_null(v2))) {
+			fmt(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
+			    m->name);
 			return invalid(err, sub, "is required");
 		}
 	}

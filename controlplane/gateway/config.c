@@ -93,7 +93,8 @@ static const struct setting settings[] = {
 	{"VIGIL_REDIS_POOL_MAX", NULL, T_INT, OFF(redis_pool_max), "16", 1,
          1000, "Redis connections"},
 	{"VIGIL_QUEUE_PREFIX", "queue.prefix", T_STR, OFF(queue_prefix),
-         "vigil", 0, 0, "hash tag of the task queue's Redis keys (as the "
+         "vigil", 0, 0,
+         "hash tag of the task queue's Redis keys (as the "
          "worker's)"},
 	{"VIGIL_SCAN_JOBS_REFRESH", NULL, T_INT, OFF(scan_jobs_refresh_s), "30",
          1, 3600,

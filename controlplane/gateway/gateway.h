@@ -134,12 +134,12 @@ enum gw_role gw_role_parse(const char *name);
 /* ------------------------------------------------------------------ */
 
 struct gw_metrics {
-	struct vg_metric *requests; /* http_requests_total */
-	struct vg_metric *duration; /* http_request_duration_seconds */
-	struct vg_metric *auth;     /* vigil_auth_attempts_total */
-	struct vg_series *sessions; /* vigil_active_sessions */
-	struct vg_series *estop;    /* vigil_emergency_stop */
-	struct vg_series *audit;    /* vigil_audit_log_entries_total */
+	struct vg_metric *requests;  /* http_requests_total */
+	struct vg_metric *duration;  /* http_request_duration_seconds */
+	struct vg_metric *auth;      /* vigil_auth_attempts_total */
+	struct vg_series *sessions;  /* vigil_active_sessions */
+	struct vg_series *estop;     /* vigil_emergency_stop */
+	struct vg_series *audit;     /* vigil_audit_log_entries_total */
 	struct vg_metric *scan_jobs; /* vigil_scan_jobs{state} */
 	struct vg_series *ingest;    /* vigil_ingest_batches_total */
 };

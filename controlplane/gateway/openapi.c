@@ -83,8 +83,9 @@ static json_t *member_schema(const struct gw_member *m)
 	if (m->kind == GW_MEMBER_ARRAY) {
 		s = json_pack("{s:s, s:o}", "type", "array", "items", obj);
 		if (m->max_items)
-			json_object_set_new(s, "maxItems",
-			                    json_integer((json_int_t)m->max_items));
+			json_object_set_new(
+				s, "maxItems",
+				json_integer((json_int_t)m->max_items));
 	}
 	if (m->flags & VG_JSON_NULLABLE)
 		json_object_set_new(s, "nullable", json_true());
@@ -133,12 +134,11 @@ static void operation_id(const struct gw_route *r, char *out, size_t size)
 
 /* Query parameters of the list routes (the handlers read them with
  * gw_page_params and gw_query_param). */
-static const char *const run_states[] = {"pending", "running", "succeeded",
-                                         "failed", "canceled", NULL};
+static const char *const run_states[] = {"pending", "running",  "succeeded",
+                                         "failed",  "canceled", NULL};
 static const char *const finding_states[] = {"open", "resolved", "accepted",
                                              "false_positive", NULL};
-static const char *const report_states[] = {"pending", "ready", "failed",
-                                            NULL};
+static const char *const report_states[] = {"pending", "ready", "failed", NULL};
 
 static const struct query_param {
 	const char *route; /* "GET pattern" */
@@ -156,8 +156,7 @@ static const struct query_param {
 	{"GET /v1/tenants/{tid}/findings", "host", NULL, NULL, NULL},
 	{"GET /v1/tenants/{tid}/findings", "port", "port", "0 to 65535", NULL},
 	{"GET /v1/tenants/{tid}/findings", "run_id", "uuid", NULL, NULL},
-	{"GET /v1/tenants/{tid}/findings", "state", NULL, NULL,
-         finding_states},
+	{"GET /v1/tenants/{tid}/findings", "state", NULL, NULL, finding_states},
 	{"GET /v1/tenants/{tid}/findings", "scanner", NULL, NULL, NULL},
 	{"GET /v1/tenants/{tid}/reports", "run_id", "uuid", NULL, NULL},
 	{"GET /v1/tenants/{tid}/reports", "state", NULL, NULL, report_states},
@@ -179,14 +178,13 @@ static void query_parameters(const struct gw_route *r, json_t *ps)
 		if (strcmp(paged[i], key) != 0)
 			continue;
 		json_array_append_new(
-			ps, json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i,"
-		                      " s:i}}",
-		                      "name", "limit", "in", "query",
-		                      "required", 0, "description",
-		                      "items per page", "schema", "type",
-		                      "integer", "minimum", 1, "maximum",
-		                      GW_LIMIT_MAX, "default",
-		                      GW_LIMIT_DEFAULT));
+			ps,
+			json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i,"
+		                  " s:i}}",
+		                  "name", "limit", "in", "query", "required", 0,
+		                  "description", "items per page", "schema",
+		                  "type", "integer", "minimum", 1, "maximum",
+		                  GW_LIMIT_MAX, "default", GW_LIMIT_DEFAULT));
 		json_array_append_new(
 			ps, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
 		                      "cursor", "in", "query", "required", 0,
@@ -201,21 +199,21 @@ static void query_parameters(const struct gw_route *r, json_t *ps)
 
 		if (strcmp(q->route, key) != 0)
 			continue;
-		schema = json_pack("{s:s}", "type", "string");
-		if (q->format && strcmp(q->format, "port") == 0)
-			schema = (json_decref(schema),
-			          json_pack("{s:s, s:i, s:i}", "type",
-			                    "integer", "minimum", 0, "maximum",
-			                    65535));
-		else if (q->format)
-			json_object_set_new(schema, "format",
-			                    json_string(q->format));
+		if (q->format && strcmp(q->format, "port") == 0) {
+			schema = json_pack("{s:s, s:i, s:i}", "type", "integer",
+			                   "minimum", 0, "maximum", 65535);
+		} else {
+			schema = json_pack("{s:s}", "type", "string");
+			if (q->format)
+				json_object_set_new(schema, "format",
+				                    json_string(q->format));
+		}
 		if (q->enumv) {
 			json_t *e = json_array();
 
 			for (size_t k = 0; q->enumv[k]; k++)
-				json_array_append_new(
-					e, json_string(q->enumv[k]));
+				json_array_append_new(e,
+				                      json_string(q->enumv[k]));
 			json_object_set_new(schema, "enum", e);
 		}
 		p = json_pack("{s:s, s:s, s:b, s:o}", "name", q->name, "in",
@@ -252,15 +250,16 @@ static void reply_schema(const struct gw_route *r, json_t *response)
 		if (strcmp(replies[i].route, key) != 0)
 			continue;
 		if (!replies[i].fields) {
-			schema = json_pack(
-				"{s:s, s:[s,s], s:{s:{s:s, s:{s:s}},"
-				" s:{s:s, s:b, s:s}}}",
-				"type", "object", "required", "items",
-				"next_cursor", "properties", "items", "type",
-				"array", "items", "type", "object",
-				"next_cursor", "type", "string", "nullable", 1,
-				"description",
-				"the cursor of the next page; null on the last");
+			schema = json_pack("{s:s, s:[s,s], s:{s:{s:s, s:{s:s}},"
+			                   " s:{s:s, s:b, s:s}}}",
+			                   "type", "object", "required",
+			                   "items", "next_cursor", "properties",
+			                   "items", "type", "array", "items",
+			                   "type", "object", "next_cursor",
+			                   "type", "string", "nullable", 1,
+			                   "description",
+			                   "the cursor of the next page; null "
+			                   "on the last");
 		} else {
 			json_t *props = json_object();
 
@@ -268,9 +267,10 @@ static void reply_schema(const struct gw_route *r, json_t *response)
 			for (const char *const *f = replies[i].fields; *f; f++)
 				json_object_set_new(
 					props, *f,
-					json_pack("{s:s, s:b}", "type", "string",
-				                  "nullable",
-				                  strcmp(*f, "report_id") == 0));
+					json_pack("{s:s, s:b}", "type",
+				                  "string", "nullable",
+				                  strcmp(*f, "report_id") ==
+				                          0));
 			schema = json_pack("{s:s, s:o}", "type", "object",
 			                   "properties", props);
 		}
@@ -341,12 +341,11 @@ static json_t *operation(const struct gw_route *r)
 		json_object_set_new(op, "x-vigil-roles", roles);
 	}
 	if (r->body || r->members)
-		json_object_set_new(op, "requestBody",
-		                    json_pack("{s:b, s:{s:{s:o}}}", "required",
-		                              1, "content", "application/json",
-		                              "schema",
-		                              object_schema(r->body,
-		                                            r->members)));
+		json_object_set_new(
+			op, "requestBody",
+			json_pack("{s:b, s:{s:{s:o}}}", "required", 1,
+		                  "content", "application/json", "schema",
+		                  object_schema(r->body, r->members)));
 	return op;
 }
 
@@ -400,8 +399,10 @@ void api_openapi(struct gw_rctx *rc)
 int gw_openapi_print(FILE *out)
 {
 	json_t *doc = gw_openapi_document();
-	int rc = doc && json_dumpf(doc, out, JSON_INDENT(2) | JSON_SORT_KEYS) ==
-	                        0 &&
+	int rc = doc &&
+	                         json_dumpf(doc, out,
+	                                    JSON_INDENT(2) | JSON_SORT_KEYS) ==
+	                                 0 &&
 	                         fputc('\n', out) != EOF && fflush(out) == 0
 	                 ? VG_OK
 	                 : VG_IO;

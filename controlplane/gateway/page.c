@@ -154,8 +154,7 @@ static int cursor_decode(const char *text, const char *kinds,
 	return *p == '\0' ? 0 : -1;
 }
 
-int gw_query_param(struct gw_rctx *rc, const char *name, char *out,
-                   size_t size)
+int gw_query_param(struct gw_rctx *rc, const char *name, char *out, size_t size)
 {
 	int r = vg_http_query_get(rc->req->query, strlen(rc->req->query), name,
 	                          out, size);
@@ -234,7 +233,7 @@ void gw_reply_page(struct gw_rctx *rc, const struct vg_db_res *r,
 		gw_reply_error(rc, 503, "unavailable", "out of memory");
 		return;
 	}
-	gw_reply_json(rc, 200,
-	              json_pack("{s:o, s:o}", "items", items, "next_cursor",
-	                        next));
+	gw_reply_json(
+		rc, 200,
+		json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
 }

@@ -971,8 +971,9 @@ static void test_openapi(void **state)
 	                        "schema.properties.findings.maxItems",
 	                        0),
 		10000);
-	assert_non_null(vg_json_get(r.json, "paths[\"/v1/tenants/{tid}/ingest\"]"
-	                                    ".post.responses[\"202\"]"));
+	assert_non_null(vg_json_get(r.json,
+	                            "paths[\"/v1/tenants/{tid}/ingest\"]"
+	                            ".post.responses[\"202\"]"));
 	/* the document committed to the repository is the one served */
 	{
 		json_error_t jerr;

@@ -88,8 +88,8 @@ static const char finding_fmt[] =
 	"\"title\":\"open port\",\"evidence\":{\"banner\":\"SSH-2.0\"}}";
 
 /* A batch of `n` valid findings for `job`. */
-static char *batch(const char *job, const char *batch_id, int shard,
-                   int shards, int final, int n)
+static char *batch(const char *job, const char *batch_id, int shard, int shards,
+                   int final, int n)
 {
 	static const char *const sev[] = {"info", "low", "medium", "high",
 	                                  "critical"};
@@ -254,10 +254,10 @@ static void expect_invalid(const char *body, const char *where)
 	assert_int_equal(stream_len(), before);
 }
 
-#define HEAD                                                                \
+#define HEAD                                                               \
 	"{\"job_name\":\"j\",\"shards\":2,\"shard\":0,\"batch_id\":\"b\"," \
 	"\"final\":false,"
-#define OK_F                                                           \
+#define OK_F                                                                 \
 	"{\"host\":\"h\",\"port\":1,\"scanner\":\"s\",\"severity\":\"low\"," \
 	"\"fingerprint\":\"f\"}"
 
@@ -469,7 +469,6 @@ static void test_ingest_queue_unavailable(void **state)
 	vg_task_free(claim());
 	free(b);
 }
-
 
 /* The worker program against the same PostgreSQL and Redis: batches
  * posted to the gateway become findings, the run finishes, its report

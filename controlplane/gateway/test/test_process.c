@@ -131,9 +131,10 @@ static void test_version_help_badconfig(void **state)
 			vg_buf_append(&want, buf, n);
 		fclose(f);
 		if (strcmp(vg_buf_str(&want), vg_buf_str(&c.log)) != 0)
-			fail_msg("controlplane/gateway/openapi.json is not what "
-			         "the gateway serves: run build/bin/vigil-gateway"
-			         " --openapi > controlplane/gateway/openapi.json");
+			fail_msg("openapi.json is not what the gateway serves: "
+			         "%s --openapi > controlplane/gateway/"
+			         "openapi.json",
+			         bin);
 		vg_buf_cleanup(&want);
 	}
 	child_done(&c);

@@ -194,7 +194,8 @@ static void body_for(const struct gw_route *r, char *out, size_t size)
 		snprintf(out, size, "{\"state\":\"resolved\"}");
 	else if (strstr(r->pattern, "/reports"))
 		snprintf(out, size,
-		         "{\"run_id\":\"00000000-0000-4000-8000-0000000000ff\"}");
+		         "{\"run_id\":\"00000000-0000-4000-8000-"
+		         "0000000000ff\"}");
 	else if (strstr(r->pattern, "/auth/login"))
 		snprintf(out, size,
 		         "{\"subject\":\"rbac-login\","

@@ -62,8 +62,7 @@ static double metric(const char *name)
 
 /* GET every page of `path` (a query string already in it or not) with
  * `limit`; the ids in order (new array). */
-static json_t *walk(const char *path, const char *token, int limit,
-                    int *pages)
+static json_t *walk(const char *path, const char *token, int limit, int *pages)
 {
 	json_t *ids = json_array();
 	char cursor[512] = "";
@@ -82,9 +81,8 @@ static json_t *walk(const char *path, const char *token, int limit,
 		items = vg_json_get_array(r.json, "items");
 		assert_non_null(items);
 		assert_true(json_array_size(items) <= (size_t)limit);
-		json_array_foreach(items, i, it)
-			json_array_append_new(
-				ids, json_string(vg_json_get_str(it, "id", "")));
+		json_array_foreach(items, i, it) json_array_append_new(
+			ids, json_string(vg_json_get_str(it, "id", "")));
 		(*pages)++;
 		if (json_is_null(json_object_get(r.json, "next_cursor"))) {
 			h_resp_free(&r);
@@ -110,9 +108,8 @@ static void expect_order(const json_t *ids, const char *sql)
 	const json_t *v;
 
 	vg_buf_init(&got, 0);
-	json_array_foreach(ids, i, v)
-		vg_buf_appendf(&got, "%s%s", i ? "," : "",
-		               json_string_value(v));
+	json_array_foreach(ids, i, v) vg_buf_appendf(&got, "%s%s", i ? "," : "",
+	                                             json_string_value(v));
 	if (strcmp(want ? want : "", vg_buf_str(&got)) != 0)
 		fail_msg("order differs:\n got %.300s\nwant %.300s",
 		         vg_buf_str(&got), want ? want : "");
@@ -330,8 +327,7 @@ static void test_runs_list(void **state)
 	                 50);
 	assert_true(json_is_string(json_object_get(r.json, "next_cursor")));
 	h_resp_free(&r);
-	h_expect(200, "GET", tpath(other, "/scan-runs"), other_admin, NULL,
-	         &r);
+	h_expect(200, "GET", tpath(other, "/scan-runs"), other_admin, NULL, &r);
 	assert_int_equal(json_array_size(vg_json_get_array(r.json, "items")),
 	                 0);
 	assert_true(json_is_null(json_object_get(r.json, "next_cursor")));
@@ -347,8 +343,7 @@ static void test_runs_list(void **state)
 	expect_bad_request(tpath(tid, "/scan-runs?limit=ten"), admin);
 	expect_bad_request(tpath(tid, "/scan-runs?state=done"), admin);
 	expect_bad_request(tpath(tid, "/scan-runs?cursor=%%%%"), admin);
-	expect_bad_request(tpath(tid, "/scan-runs?cursor=not-a-cursor"),
-	                   admin);
+	expect_bad_request(tpath(tid, "/scan-runs?cursor=not-a-cursor"), admin);
 	/* base64url of "1,2": the wrong kind of key */
 	expect_bad_request(tpath(tid, "/scan-runs?cursor=MSwy"), admin);
 	/* base64url of "2026-13-40T00:00:00Z,<uuid>": no such date */
@@ -363,7 +358,6 @@ static void test_runs_list(void **state)
 		free(c);
 	}
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Findings                                                             */
@@ -465,7 +459,7 @@ static void test_findings_filters(void **state)
 		{"host=10.0.5.1", "host = '10.0.5.1'"},
 		{"port=7", "port = 7"},
 		{"scanner=tls&severity=low", "scanner = 'tls' AND severity = "
-		                             "'low'"},
+	                                     "'low'"},
 		{"state=open", "state = 'open'"},
 		{"state=resolved", "state = 'resolved'"},
 	};
@@ -587,8 +581,8 @@ static void test_findings_access(void **state)
 	h_resp_free(&r);
 	/* its finding through this tenant's path: not found, not changed */
 	snprintf(p, sizeof(p), "/findings/%s", other_finding);
-	h_expect(404, "PATCH", tpath(tid, p), admin,
-	         "{\"state\":\"accepted\"}", &r);
+	h_expect(404, "PATCH", tpath(tid, p), admin, "{\"state\":\"accepted\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(404, "PATCH", tpath(tid, p), BOOTSTRAP_KEY,
 	         "{\"state\":\"accepted\"}", &r);
@@ -620,11 +614,11 @@ static void test_findings_triage(void **state)
 	h_expect(403, "PATCH", tpath(tid, p), viewer,
 	         "{\"state\":\"resolved\"}", &r);
 	h_resp_free(&r);
-	h_expect(403, "PATCH", tpath(tid, p), agent,
-	         "{\"state\":\"resolved\"}", &r);
+	h_expect(403, "PATCH", tpath(tid, p), agent, "{\"state\":\"resolved\"}",
+	         &r);
 	h_resp_free(&r);
-	h_expect(422, "PATCH", tpath(tid, p), analyst,
-	         "{\"state\":\"fixed\"}", &r);
+	h_expect(422, "PATCH", tpath(tid, p), analyst, "{\"state\":\"fixed\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(422, "PATCH", tpath(tid, p), analyst,
 	         "{\"state\":\"resolved\",\"note\":\"x\"}", &r);
@@ -635,8 +629,8 @@ static void test_findings_triage(void **state)
 	assert_string_equal(vg_json_get_str(r.json, "state", ""),
 	                    "false_positive");
 	h_resp_free(&r);
-	h_expect(200, "PATCH", tpath(tid, p), admin,
-	         "{\"state\":\"resolved\"}", &r);
+	h_expect(200, "PATCH", tpath(tid, p), admin, "{\"state\":\"resolved\"}",
+	         &r);
 	h_resp_free(&r);
 	h_expect(404, "PATCH",
 	         tpath(tid, "/findings/00000000-0000-4000-8000-00000000beef"),
@@ -710,7 +704,6 @@ static void test_findings_plan(void **state)
 	vg_buf_cleanup(&plan);
 	free(ci);
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Reports                                                              */
@@ -841,8 +834,8 @@ static void test_reports_list_and_get(void **state)
 	h_resp_free(&r);
 }
 
-static void expect_content(const char *id, const char *type,
-                           const char *bytes, size_t len, const char *ext)
+static void expect_content(const char *id, const char *type, const char *bytes,
+                           size_t len, const char *ext)
 {
 	struct h_resp r;
 	char p[256], v[256], want[128];
@@ -972,8 +965,7 @@ static void test_reports_request(void **state)
 	/* a run whose report exists: named in the reply */
 	snprintf(body, sizeof(body), "{\"run_id\":\"%s\"}", rrun[0]);
 	h_expect(202, "POST", tpath(tid, "/reports"), analyst, body, &r);
-	assert_string_equal(vg_json_get_str(r.json, "report_id", ""),
-	                    rep_html);
+	assert_string_equal(vg_json_get_str(r.json, "report_id", ""), rep_html);
 	h_resp_free(&r);
 	vg_task_free(claim());
 
