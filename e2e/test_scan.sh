@@ -173,6 +173,14 @@ counts=$(q "SELECT finding_counts FROM vigil.scan_runs WHERE id = '$run'")
 [ "$(jq .total <<<"$counts")" = "$n" ] || fail "finding_counts $counts vs $n rows"
 check "run succeeded: $n findings, exactly the 3 open ports, expired+self-signed TLS, missing headers, banner; no duplicates; counts $counts"
 
+echo "== the ScanPolicy's status reports the run's results"
+wait_for 60 "lastRun.findings in the status" sh -c "[ \"\$(kubectl -n $TNS get scanpolicy lab \
+	-o jsonpath='{.status.lastRun.findings.high}')\" = 1 ]"
+st=$(kubectl -n "$TNS" get scanpolicy lab -o json | jq -c '.status.lastRun | {phase, findings, openPorts}')
+[ "$(jq -r .openPorts <<<"$st")" = 3 ] || fail "status: $st"
+[ "$(jq -r '.findings.medium' <<<"$st")" = "$(jq .medium <<<"$counts")" ] || fail "status $st vs run $counts"
+check "ScanPolicy status: $st"
+
 echo "== the API lists them"
 items=$(gw GET "/v1/tenants/$tid/findings?run_id=$run&limit=500" | jq '.items | length')
 [ "$items" = "$n" ] || fail "GET findings: $items of $n"

@@ -43,6 +43,7 @@ VG_DB_EMBED(vg_db_sql_0007, MIGRATIONS_DIR "0007_gateway.sql");
 VG_DB_EMBED(vg_db_sql_0008, MIGRATIONS_DIR "0008_brain.sql");
 VG_DB_EMBED(vg_db_sql_0009, MIGRATIONS_DIR "0009_gateway_scans.sql");
 VG_DB_EMBED(vg_db_sql_0010, MIGRATIONS_DIR "0010_agent_keys.sql");
+VG_DB_EMBED(vg_db_sql_0011, MIGRATIONS_DIR "0011_run_summary.sql");
 
 static const struct vg_db_migration migrations[] = {
 	{ 1, "0001_roles", vg_db_sql_0001 },
@@ -55,6 +56,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 8, "0008_brain", vg_db_sql_0008 },
 	{ 9, "0009_gateway_scans", vg_db_sql_0009 },
 	{ 10, "0010_agent_keys", vg_db_sql_0010 },
+	{ 11, "0011_run_summary", vg_db_sql_0011 },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -181,7 +181,8 @@ int main(int argc, char **argv)
 	struct controller_def tenant_def = tenant_controller;
 	tenant_def.ctx = &tenv;
 	struct scanpolicy_env spenv = { .agent_image = o.agent_image,
-					.gateway_url = o.agent_gateway_url };
+					.gateway_url = o.agent_gateway_url,
+					.db = &tenv };
 	struct controller_def scanpolicy_def = scanpolicy_controller;
 	scanpolicy_def.ctx = &spenv;
 	const struct controller_def *const controllers[] = {

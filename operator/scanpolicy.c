@@ -619,6 +619,67 @@ static int set_time(json_t *o, const char *key, int64_t t)
 	return json_object_set_new(o, key, json_string(buf));
 }
 
+/* How long after a run's Job ended its results are still looked for in
+ * the platform database (the worker finalizes a run when the last shard
+ * reported). */
+#define RESULTS_WAIT_SECONDS 600
+#define RESULTS_POLL_SECONDS 10.0
+
+/* The finished run's findings by severity and open ports, from the
+ * platform database, into lastRun `o`: once per run (then carried over
+ * from the status). */
+static void results(struct sp *s, json_t *o, const struct runinfo *r)
+{
+	static const char *const sev[] = { "critical", "high", "medium", "low",
+					   "info" };
+	const json_t *prev = vg_json_get(s->rc->obj, "status.lastRun");
+	const char *job = vg_json_get_str(r->job, "metadata.name", "");
+	const char *tid = vg_json_get_str(s->tenant, "status.databaseID", NULL);
+	struct tenant_db *db = NULL;
+	json_t *sum = NULL, *f;
+	struct vg_err err;
+
+	if (r->finished != 1 && r->finished != 2)
+		return;
+	if (strcmp(vg_json_get_str(prev, "name", ""), job) == 0 &&
+	    json_object_get(prev, "findings")) {
+		json_object_set(o, "findings", json_object_get(prev, "findings"));
+		if (json_object_get(prev, "openPorts"))
+			json_object_set(o, "openPorts",
+					json_object_get(prev, "openPorts"));
+		return;
+	}
+	if (!s->env || !s->env->db || !tid ||
+	    s->now - r->ended > RESULTS_WAIT_SECONDS)
+		return;
+	vg_err_clear(&err);
+	if (tenant_db_open(s->rc, s->env->db, s->platform, &db, &err) != VG_OK ||
+	    tenant_db_run_summary(tenant_db_pool(db), tid, job, &sum, &err) !=
+		    VG_OK ||
+	    (strcmp(vg_json_get_str(sum, "state", ""), "succeeded") != 0 &&
+	     strcmp(vg_json_get_str(sum, "state", ""), "failed") != 0)) {
+		/* not finalized yet, or no database: look again shortly */
+		if (err.code != VG_OK && err.code != VG_NOTFOUND)
+			vg_debug("run results not readable", "job", job, "err",
+				 err.msg);
+		requeue(s, RESULTS_POLL_SECONDS);
+		goto out;
+	}
+	f = json_object();
+	for (size_t i = 0; f && i < sizeof(sev) / sizeof(sev[0]); i++)
+		json_object_set_new(f, sev[i],
+				    json_integer(vg_json_get_int(
+					    json_object_get(sum, "findings"),
+					    sev[i], 0)));
+	if (f)
+		json_object_set_new(o, "findings", f);
+	json_object_set(o, "openPorts", json_object_get(sum, "openPorts"));
+out:
+	json_decref(sum);
+	if (db)
+		tenant_db_put(db);
+}
+
 static json_t *last_run(struct sp *s)
 {
 	const struct runinfo *newest = NULL;
@@ -639,6 +700,7 @@ static json_t *last_run(struct sp *s)
 	set_time(o, "startTime", newest->started);
 	if (newest->finished == 1 || newest->finished == 2)
 		set_time(o, "completionTime", newest->ended);
+	results(s, o, newest);
 	conds = vg_json_get(newest->job, "status.conditions");
 	json_array_foreach(conds, i, c)
 		if (strcmp(vg_json_get_str(c, "type", ""), "Failed") == 0 &&

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "controller.h"
+#include "tenant.h"
 #include "vigil/cron.h"
 #include "vigil/err.h"
 
@@ -58,6 +59,9 @@ struct scanpolicy_env {
 	const char *gateway_url;
 	/* With several Platforms, the one in this namespace. */
 	const char *platform_namespace;
+	/* Where the platform database is (the Tenant controller's
+	 * configuration), for the runs' results; NULL: not read. */
+	const struct tenant_env *db;
 	/* The clock (Unix seconds); NULL: time(). */
 	int64_t (*now)(void);
 };

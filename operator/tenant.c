@@ -1305,6 +1305,79 @@ static int with_db(struct rec *rc, const struct tenant_env *env,
 	return r;
 }
 
+int tenant_db_open(struct rec *rc, const struct tenant_env *env,
+		   const json_t *platform, struct tenant_db **db,
+		   struct vg_err *err)
+{
+	char *conninfo = NULL;
+	int r;
+
+	*db = NULL;
+	r = resolve_conninfo(rc, env ? env : &default_env, platform, &conninfo,
+			     err);
+	if (r == VG_OK)
+		r = tenant_db_get(conninfo, db, err);
+	if (conninfo)
+		OPENSSL_cleanse(conninfo, strlen(conninfo));
+	free(conninfo);
+	return r;
+}
+
+static const struct vg_db_stmt stmt_run_summary = {
+	.name = "vigil_run_summary",
+	.sql = "SELECT state, finding_counts::text, open_ports "
+	       "FROM vigil.run_summary($1, $2)",
+	.nparams = 2,
+};
+
+struct summary_call {
+	const char *params[2];
+	json_t *out;
+};
+
+static int call_summary(struct vg_db_conn *c, void *arg, struct vg_err *err)
+{
+	struct summary_call *sc = arg;
+	struct vg_db_res *r = NULL;
+	json_t *counts;
+	int rc = vg_db_exec_stmt(c, &stmt_run_summary, sc->params, &r, err);
+
+	if (rc != VG_OK)
+		return rc;
+	if (vg_db_res_rows(r) == 1) {
+		counts = json_loads(vg_db_res_get(r, 0, 1), 0, NULL);
+		sc->out = json_pack("{s:s,s:o,s:I}", "state",
+				    vg_db_res_get(r, 0, 0),
+				    "findings", counts ? counts : json_object(),
+				    "openPorts",
+				    (json_int_t)strtoll(vg_db_res_get(r, 0, 2),
+							NULL, 10));
+		if (!sc->out)
+			rc = vg_err_set(err, VG_NOMEM, "out of memory");
+	}
+	vg_db_res_free(r);
+	return rc;
+}
+
+int tenant_db_run_summary(struct vg_db_pool *p, const char *tenant_id,
+			  const char *job, json_t **out, struct vg_err *err)
+{
+	struct summary_call sc = { .params = { tenant_id, job } };
+	int rc;
+
+	*out = NULL;
+	if (!vg_db_is_uuid(tenant_id))
+		return vg_err_set(err, VG_INVAL, "tenant id is not a UUID");
+	rc = vg_db_tx(p, NULL, 0, call_summary, &sc, err);
+	if (rc == VG_OK && !sc.out)
+		rc = vg_err_set(err, VG_NOTFOUND, "no run for Job %s", job);
+	if (rc == VG_OK)
+		*out = sc.out;
+	else
+		json_decref(sc.out);
+	return rc;
+}
+
 /* Deletion: archive the row, then let the Tenant go. */
 static enum rec_result finalize(struct rec *rc, const struct tenant_env *env)
 {

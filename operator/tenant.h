@@ -158,6 +158,18 @@ int tenant_db_register_agent_key(struct vg_db_pool *p, const char *id,
 int tenant_db_archive(struct vg_db_pool *p, const char *uid, char id[37],
 		      struct vg_err *err);
 
+/* The platform database of `platform` (or env->database_url), for other
+ * controllers; put back with tenant_db_put(). VG_NOTFOUND when none is
+ * configured. Reads credentials Secrets from the API server. */
+struct rec;
+int tenant_db_open(struct rec *rc, const struct tenant_env *env,
+		   const json_t *platform, struct tenant_db **db,
+		   struct vg_err *err);
+/* What the database knows of the run of Job `job` (new object: state,
+ * findings {critical..info,total}, openPorts); VG_NOTFOUND without one. */
+int tenant_db_run_summary(struct vg_db_pool *p, const char *tenant_id,
+			  const char *job, json_t **out, struct vg_err *err);
+
 /* Condition reason for a database failure: DatabaseUnavailable (cannot
  * connect or connection lost), DatabaseConflict, DatabaseError. */
 const char *tenant_db_reason(const struct vg_err *err);

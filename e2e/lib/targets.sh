@@ -37,7 +37,7 @@ CNF
 targets_start() {
 	local d=$1 ports
 	expired_cert "$d"
-	coproc TGT { exec python3 "$E2E_TOP/e2e/lib/targets.py" "$d/cert.pem" "$d/key.pem"; }
+	coproc TGT { exec python3 "$E2E_TOP/e2e/lib/targets.py" "$d/cert.pem" "$d/key.pem" 2>>"$d/targets.log"; }
 	TGT_PID=$TGT_PID
 	read -r -t 20 ports <&"${TGT[0]}" || fail "targets did not start"
 	TGT_SSH=$(jq -r .ssh <<<"$ports")
