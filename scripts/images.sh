@@ -281,6 +281,20 @@ make_rootfs() {
 	' sh "$root"
 }
 
+# remove_rootfs DIR: a root file system left by this script; what a failed
+# debootstrap left mounted in it is unmounted first, never crossed
+remove_rootfs() {
+	local root=$1 m
+	[ -e "$root" ] || return 0
+	for m in $(findmnt -rn -o TARGET | grep -F "$root/" | sort -r); do
+		"${as_root[@]}" umount "$m" 2>/dev/null || "${as_root[@]}" umount -l "$m" || true
+	done
+	if findmnt -rn -o TARGET | grep -qF "$root/"; then
+		die "$root has file systems mounted in it; unmount them and remove it"
+	fi
+	"${as_root[@]}" rm -rf --one-file-system "$root"
+}
+
 build_base() {
 	local hash tag tarball root
 	hash=$(base_hash)
@@ -296,13 +310,13 @@ build_base() {
 	else
 		local t0=$SECONDS
 		root=$CACHE/rootfs-$hash
-		"${as_root[@]}" rm -rf "$root"
+		remove_rootfs "$root"
 		make_rootfs "$root"
 		"${as_root[@]}" chroot "$root" dpkg-query -W -f '${Package} ${Version}\n' >"$CACHE/base-$SUITE-$hash.manifest"
 		"${as_root[@]}" tar --numeric-owner --xattrs -C "$root" -cf "$tarball.tmp" .
 		"${as_root[@]}" chown "$(id -u):$(id -g)" "$tarball.tmp"
 		mv "$tarball.tmp" "$tarball"
-		"${as_root[@]}" rm -rf "$root"
+		remove_rootfs "$root"
 		import_base "$tarball" "$tag" "$hash"
 		say "base $tag: built in $((SECONDS - t0)) s ($(wc -l <"$CACHE/base-$SUITE-$hash.manifest") packages, manifest $CACHE/base-$SUITE-$hash.manifest)"
 		# older bases' root file systems
@@ -360,7 +374,18 @@ build_programs() {
 			"$(human "$(docker image inspect -f '{{.Size}}' "$id")")" "${id#sha256:}" $((SECONDS - t0)) |
 			sed 's/\(  [0-9a-f]\{12\}\)[0-9a-f]*/\1/'
 	done
+	# images of ours that a rebuild left without a tag (only those: the
+	# label filter leaves everybody else's alone)
+	docker image prune -f --filter "label=org.opencontainers.image.vendor=vigil" >/dev/null 2>&1 || true
 }
+
+# one build at a time per cache (the base's root file system is shared)
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+	say "waiting for another scripts/images.sh to finish"
+	flock 9
+fi
 
 t_start=$SECONDS
 case $cmd in
