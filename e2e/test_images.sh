@@ -244,7 +244,8 @@ for p in worker brain; do
 		-- --health-addr "127.0.0.1:$hp"
 	wait_http "http://127.0.0.1:$hp/healthz" "$CID" "$p"
 	wait_http "http://127.0.0.1:$hp/readyz" "$CID" "$p"
-	curl -sf "http://127.0.0.1:$hp/metrics" | grep -q '^process_' || fail "$p: /metrics"
+	curl -sf "http://127.0.0.1:$hp/metrics" >"$WORK/$p.metrics" || fail "$p: /metrics"
+	grep -q '^process_' "$WORK/$p.metrics" || { head -n 20 "$WORK/$p.metrics"; fail "$p: no process metrics in /metrics"; }
 	stop_clean "$CID" "$p"
 	check "$p: /healthz, /readyz and /metrics answer on PostgreSQL and Redis; SIGTERM: exit 0 in $STOP_SECONDS s"
 done

@@ -289,7 +289,7 @@ remove_rootfs() {
 	for m in $(findmnt -rn -o TARGET | grep -F "$root/" | sort -r); do
 		"${as_root[@]}" umount "$m" 2>/dev/null || "${as_root[@]}" umount -l "$m" || true
 	done
-	if findmnt -rn -o TARGET | grep -qF "$root/"; then
+	if findmnt -rn -o TARGET | grep -F "$root/" >/dev/null; then
 		die "$root has file systems mounted in it; unmount them and remove it"
 	fi
 	"${as_root[@]}" rm -rf --one-file-system "$root"
