@@ -155,8 +155,10 @@ asan: asan-build
 
 # --- tests --------------------------------------------------------------
 # Unit, integration and e2e suites, normal build then ASan+UBSan build.
-test: all asan-build
-	@bash scripts/run-tests.sh build build/asan
+# Every libFuzzer target also runs briefly (FUZZ_TEST_SECONDS each).
+FUZZ_TEST_SECONDS ?= 10
+test: all asan-build fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) bash scripts/run-tests.sh build build/asan
 
 test-unit: all
 	@VIGIL_SUITES=unit bash scripts/run-tests.sh build
@@ -179,11 +181,18 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard lib/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst lib/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+# libvigil once, instrumented for coverage, shared by every target
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
 
-build/fuzz/%: lib/fuzz/%.c $(LIB_SRC) $(wildcard lib/vigil/*.h) | $(DEPS_STAMP)
+build/fuzz/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm -pthread
+	clang $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+build/fuzz/obj/lib/db_migrate.o: $(wildcard lib/db/migrations/*.sql)
+
+build/fuzz/%: lib/fuzz/%.c $(FUZZ_LIB_OBJ) $(wildcard lib/vigil/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS) -lm -pthread
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -207,3 +216,25 @@ clean:
 bench-operator: $(DEPS_STAMP) $(BUILD)/bin/vigil-operator
 	@VIGIL_BUILD=$(BUILD) bash bench/operator.sh $(TENANTS)
 .PHONY: bench-operator
+
+#   make bench-agent      vigil-agent vs nmap -sT on 10,000 open loopback ports
+#   make bench-queue      worker tasks/s vs redis-benchmark
+#   make bench-report     a brain report over 100,000 findings
+bench-agent: $(DEPS_STAMP) $(BUILD)/bin/vigil-agent
+	@VIGIL_BUILD=$(BUILD) bash bench/agent.sh
+bench-queue: all
+	@BUILD=$(BUILD) bash bench/queue.sh
+bench-report: all
+	@BUILD=$(BUILD) VIGIL_BUILD=$(BUILD) bash bench/report.sh
+.PHONY: bench-agent bench-queue bench-report
+
+# --- Helm chart ------------------------------------------------------------
+#   make helm-lint   helm lint --strict (helm is built from the Go module proxy)
+#   make helm-sync   copy crds/ and the operator's RBAC into the chart, which
+#                    e2e/test_helm.sh checks are identical
+helm-lint:
+	@"$$(bash scripts/helm.sh)" lint --strict helm/vigil
+helm-sync:
+	cp crds/*.yaml helm/vigil/crds/
+	cp config/rbac/operator.yaml helm/vigil/files/operator-rbac.yaml
+.PHONY: helm-lint helm-sync

@@ -3,9 +3,11 @@
 #
 #   scripts/run-tests.sh build [build/asan ...]
 #
-# Suites (VIGIL_SUITES, default "unit e2e"):
+# Suites (VIGIL_SUITES, default "unit fuzz e2e"):
 #   unit  every cmocka binary under <build>/test/ (unit and integration
 #         tests; integration tests start their own PostgreSQL/Redis)
+#   fuzz  every build/fuzz/fuzz_* target for FUZZ_SECONDS (default 10)
+#         from its seeds and corpus: a crash, leak or timeout fails it
 #   e2e   the local Kubernetes control plane is started if it is not up
 #         (and stopped again at the end unless VIGIL_KEEP_CLUSTER=1); then
 #         every <build>/e2e/ binary, and e2e/test_*.sh: once, or for every
@@ -17,7 +19,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-suites=${VIGIL_SUITES:-unit e2e}
+suites=${VIGIL_SUITES:-unit fuzz e2e}
 test_timeout=${VIGIL_TEST_TIMEOUT:-900}
 logdir=$top/build/test-logs
 mkdir -p "$logdir"
@@ -96,6 +98,13 @@ cleanup() {
 trap cleanup EXIT
 
 [ $# -ge 1 ] || set -- build
+if has_suite fuzz && compgen -G 'build/fuzz/fuzz_*' >/dev/null; then
+	echo "== fuzz targets, ${FUZZ_SECONDS:-10}s each"
+	for f in build/fuzz/fuzz_*; do
+		[ -x "$f" ] && [ -f "$f" ] || continue
+		run_one "fuzz/${f##*/}" bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}" "$f"
+	done
+fi
 first=1
 for b in "$@"; do
 	if has_suite unit; then
