@@ -82,6 +82,10 @@ deps:
 # Objects wait for the dependency check so a fresh machine needs no manual step.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 $(BUILD)/obj/%/main.o: CPPFLAGS += -DVIGIL_VERSION=\"$(VERSION)\"
+# the version is compiled into each main.o: a new one rebuilds them
+VERSION_STAMP := $(BUILD)/version.stamp
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $(VERSION_STAMP))
+$(foreach p,$(PROGRAMS),$(BUILD)/obj/$(word 2,$(subst :, ,$(p)))/main.o): $(VERSION_STAMP)
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -227,6 +231,14 @@ bench-queue: all
 bench-report: all
 	@BUILD=$(BUILD) VIGIL_BUILD=$(BUILD) bash bench/report.sh
 .PHONY: bench-agent bench-queue bench-report
+
+# --- container images ---------------------------------------------------
+#   make images     vigil/base:bookworm (debootstrap, reused while unchanged)
+#                   and vigil/vigil-<program>:$(VERSION) and :latest;
+#                   e2e/test_images.sh (in make test) builds and runs them
+images: $(DEPS_STAMP) programs
+	@VERSION=$(VERSION) bash scripts/images.sh
+.PHONY: images
 
 # --- Helm chart ------------------------------------------------------------
 #   make helm-lint   helm lint --strict (helm is built from the Go module proxy)

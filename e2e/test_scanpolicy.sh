@@ -199,10 +199,27 @@ n=$(active_jobs)
 [ "$n" -le 1 ] || fail "burst after the emergency stop: $n active runs"
 check "resumed: EmergencyStop False everywhere, $n active run(s) (quota 1, no burst); $before Jobs kept"
 
-echo "== a cron schedule"
 # free the tenant's single slot: the long run would hold it for minutes
 t delete scanpolicy long --wait=false >/dev/null
 wait_for 30 "no active runs" is_equal 0 active_jobs
+
+echo "== concurrencyPolicy Replace"
+policy repl 'targets: [10.20.5.0/24]' 'schedule: "0 0 1 1 *"' 'concurrencyPolicy: Replace' \
+	'podAnnotations: {vigil.dev/kwok-run-for: 120s}'
+t annotate --overwrite scanpolicy repl vigil.dev/run-now=a >/dev/null
+wait_for 30 "first repl run active" sh -c "[ \$(kubectl -n $TNS get jobs -l vigil.dev/scan-policy=repl -o name | wc -l) -eq 1 ]"
+ra=$(t get jobs -l vigil.dev/scan-policy=repl -o jsonpath='{.items[0].metadata.name}')
+wait_for 30 "first repl run has a pod" sh -c "kubectl -n $TNS get pods -l job-name=$ra -o name | grep -q ."
+t annotate --overwrite scanpolicy repl vigil.dev/run-now=b >/dev/null
+wait_for 30 "first run replaced" gone -n "$TNS" get job "$ra"
+wait_for 30 "second repl run" sh -c "kubectl -n $TNS get jobs -l vigil.dev/scan-policy=repl -o name | grep -qv $ra"
+wait_for 10 "RunStopped Event" sh -c "kubectl -n $TNS get events --field-selector \
+	involvedObject.name=repl,reason=RunStopped -o name | grep -q ."
+t delete scanpolicy repl --wait=false >/dev/null
+wait_for 30 "no active runs" is_equal 0 active_jobs
+check "Replace: the running Job $ra deleted (RunStopped Event), the new run started"
+
+echo "== a cron schedule"
 wait_for 90 "minutely ran" sh -c "[ \$(kubectl -n $TNS get jobs -l vigil.dev/scan-policy=minutely -o name | wc -l) -ge 1 ]"
 last=$(jp -n "$TNS" get scanpolicy minutely -o 'jsonpath={.status.lastScheduleTime}')
 next=$(jp -n "$TNS" get scanpolicy minutely -o 'jsonpath={.status.nextScheduleTime}')

@@ -185,6 +185,18 @@ static void job_state(const json_t *job, struct runinfo *ri)
 	}
 }
 
+/* A Job deleted before the cache showed it no longer counts. */
+static void pending_del(const char *ns, const char *job)
+{
+	char key[320];
+
+	pthread_once(&pending_once, pending_init);
+	snprintf(key, sizeof(key), "%s/%s", ns, job);
+	pthread_mutex_lock(&start_mu);
+	vg_strmap_del(&pending, key);
+	pthread_mutex_unlock(&start_mu);
+}
+
 /* This policy's Jobs from the cache, with their states. */
 static int load_jobs(struct sp *s)
 {
@@ -324,6 +336,7 @@ static int stop_active(struct sp *s, const char *why)
 			rc = REC_ERROR;
 			continue;
 		}
+		pending_del(s->rc->ns, name);
 		ctl_event(s->rc, "Warning", "RunStopped",
 			  "deleted running Job %s: %s", name, why);
 		s->runs[i].finished = 3; /* gone */
