@@ -6,7 +6,7 @@ pkgs=(
 	gcc make pkg-config git openssl ca-certificates curl procps python3 jq iproute2 util-linux
 	libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libpq-dev
 	libhiredis-dev libwebsockets-dev libcmocka-dev libargon2-dev libzstd-dev
-	postgresql redis-server prometheus clang libclang-rt-14-dev nmap
+	postgresql redis-server prometheus clang libclang-rt-14-dev nmap chromium
 )
 
 missing=()
