@@ -65,12 +65,24 @@ void add_network_policies(struct pctx *c, json_t *children)
 				 c, "postgres", "postgres", "postgres",
 				 selector_new(c, "postgres", "postgres"),
 				 ingress_new(
-					 json_pack("[o, o, o, {s:{s:{s:s}}}]",
+					 json_pack("[o, o, o, {s:{s:{s:s}}}, "
+						   "{s:{s:[{s:s, s:s}]}, "
+						   "s:{s:{s:s}}}]",
 						   peer_new(c, GATEWAY),
 						   peer_new(c, WORKER),
 						   peer_new(c, BRAIN),
 						   "podSelector", "matchLabels",
-						   LABEL_ROLE, "backup"),
+						   LABEL_ROLE, "backup",
+						   /* the operator, wherever it
+						    * is installed: tenant rows,
+						    * agent tokens, run results */
+						   "namespaceSelector",
+						   "matchExpressions", "key",
+						   "kubernetes.io/metadata.name",
+						   "operator", "Exists",
+						   "podSelector", "matchLabels",
+						   "app.kubernetes.io/name",
+						   "vigil-operator"),
 					 PLATFORM_POSTGRES_PORT)));
 	if (c->redis.managed)
 		pctx_add(c, children,

@@ -1128,12 +1128,19 @@ static void test_network_policies(void **state)
 		vg_json_get(np, "spec.podSelector.matchLabels"),
 		vg_json_get(pg, "spec.template.metadata.labels")));
 	from = vg_json_get(np, "spec.ingress[0].from");
-	assert_int_equal(json_array_size(from), 4);
+	assert_int_equal(json_array_size(from), 5);
 	assert_true(selects(json_array_get(from, 0), gw));
 	assert_true(selects(json_array_get(from, 1), worker));
 	assert_true(selects(json_array_get(from, 2), brain));
 	str_at(json_array_get(from, 3),
 	       "podSelector.matchLabels[\"vigil.dev/role\"]", "backup");
+	/* the operator (tenant rows, agent tokens, run results), from
+	 * whichever namespace it is installed in */
+	str_at(json_array_get(from, 4),
+	       "podSelector.matchLabels[\"app.kubernetes.io/name\"]",
+	       "vigil-operator");
+	str_at(json_array_get(from, 4),
+	       "namespaceSelector.matchExpressions[0].operator", "Exists");
 	int_at(np, "spec.ingress[0].ports[0].port", 5432);
 
 	np = must(ch, "NetworkPolicy", "acme-redis");
