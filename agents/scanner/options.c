@@ -2,6 +2,8 @@
  * variable, type, default and range; the environment first, then flags. */
 #include "options.h"
 
+#include "vigil/opts.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -10,196 +12,99 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL };
-
-struct opt {
-	const char *flag; /* without "--"; NULL: environment only */
-	const char *env;  /* NULL: flag only */
-	enum opt_type type;
-	size_t offset;
-	const char *def;
-	long long min, max;
-	const char *help;
-};
 
 #define OFF(f) offsetof(struct options, f)
 
-static const struct opt opts[] = {
-	{"targets", "VIGIL_TARGETS", OPT_STR, OFF(targets), NULL, 0, 0,
+static const struct vg_opt opts[] = {
+	{"targets", "VIGIL_TARGETS", VG_OPT_STR, OFF(targets), NULL, 0, 0,
 	 "comma-separated addresses, CIDRs, ranges, host names"},
-	{"exclude", "VIGIL_EXCLUDE", OPT_STR, OFF(exclude), NULL, 0, 0,
+	{"exclude", "VIGIL_EXCLUDE", VG_OPT_STR, OFF(exclude), NULL, 0, 0,
 	 "targets never probed (same syntax, *.domain allowed)"},
-	{"ports", "VIGIL_PORTS", OPT_STR, OFF(ports), "1-1024", 0, 0,
+	{"ports", "VIGIL_PORTS", VG_OPT_STR, OFF(ports), "1-1024", 0, 0,
 	 "TCP ports, like 22,80,443,8000-8100"},
-	{"scanners", "VIGIL_SCANNERS", OPT_STR, OFF(scanners), "tcp", 0, 0,
+	{"scanners", "VIGIL_SCANNERS", VG_OPT_STR, OFF(scanners), "tcp", 0, 0,
 	 "comma-separated: tcp, banner, tls, http"},
-	{"allowed", "VIGIL_ALLOWED_TARGETS", OPT_STR, OFF(allowed), NULL, 0, 0,
+	{"allowed", "VIGIL_ALLOWED_TARGETS", VG_OPT_STR, OFF(allowed), NULL, 0, 0,
 	 "the tenant's authorised scope (required)"},
-	{"allow-loopback", "VIGIL_ALLOW_LOOPBACK", OPT_BOOL,
+	{"allow-loopback", "VIGIL_ALLOW_LOOPBACK", VG_OPT_BOOL,
 	 OFF(allow_loopback), "false", 0, 0,
 	 "permit loopback targets (127.0.0.0/8, ::1)"},
-	{"rate", "VIGIL_RATE", OPT_INT, OFF(rate), "1000", 1, 10000000,
+	{"rate", "VIGIL_RATE", VG_OPT_INT, OFF(rate), "1000", 1, 10000000,
 	 "probes per second, all targets"},
-	{"per-target-rate", "VIGIL_PER_TARGET_RATE", OPT_INT,
+	{"per-target-rate", "VIGIL_PER_TARGET_RATE", VG_OPT_INT,
 	 OFF(per_target_rate), "50", 1, 10000000,
 	 "probes per second to one address"},
-	{"connect-timeout-ms", "VIGIL_CONNECT_TIMEOUT_MS", OPT_INT,
+	{"connect-timeout-ms", "VIGIL_CONNECT_TIMEOUT_MS", VG_OPT_INT,
 	 OFF(connect_timeout_ms), "2000", 1, 600000,
 	 "TCP connect timeout"},
-	{"retries", "VIGIL_RETRIES", OPT_INT, OFF(retries), "1", 0, 10,
+	{"retries", "VIGIL_RETRIES", VG_OPT_INT, OFF(retries), "1", 0, 10,
 	 "extra attempts after a connect timeout"},
-	{"max-in-flight", "VIGIL_MAX_IN_FLIGHT", OPT_INT, OFF(max_in_flight),
+	{"max-in-flight", "VIGIL_MAX_IN_FLIGHT", VG_OPT_INT, OFF(max_in_flight),
 	 "10000", 1, 200000, "connects in progress at once"},
-	{"banner-timeout-ms", "VIGIL_BANNER_TIMEOUT_MS", OPT_INT,
+	{"banner-timeout-ms", "VIGIL_BANNER_TIMEOUT_MS", VG_OPT_INT,
 	 OFF(banner_timeout_ms), "2000", 1, 60000,
 	 "wait for a service's first bytes"},
-	{"service-timeout-ms", "VIGIL_SERVICE_TIMEOUT_MS", OPT_INT,
+	{"service-timeout-ms", "VIGIL_SERVICE_TIMEOUT_MS", VG_OPT_INT,
 	 OFF(service_timeout_ms), "5000", 100, 600000,
 	 "each TLS handshake or HTTP request"},
-	{"workers", "VIGIL_WORKERS", OPT_INT, OFF(workers), "16", 1, 256,
+	{"workers", "VIGIL_WORKERS", VG_OPT_INT, OFF(workers), "16", 1, 256,
 	 "threads for TLS and HTTP checks"},
-	{"shards", "VIGIL_SHARDS", OPT_INT, OFF(shards), "1", 1, 100000,
+	{"shards", "VIGIL_SHARDS", VG_OPT_INT, OFF(shards), "1", 1, 100000,
 	 "pods the targets are split across"},
-	{"shard", "JOB_COMPLETION_INDEX", OPT_INT, OFF(shard), "0", 0, 99999,
+	{"shard", "JOB_COMPLETION_INDEX", VG_OPT_INT, OFF(shard), "0", 0, 99999,
 	 "this pod's shard (the Indexed Job's index)"},
-	{"gateway", "VIGIL_GATEWAY_URL", OPT_STR, OFF(gateway), NULL, 0, 0,
+	{"gateway", "VIGIL_GATEWAY_URL", VG_OPT_STR, OFF(gateway), NULL, 0, 0,
 	 "gateway base URL results are posted to"},
-	{NULL, "VIGIL_AGENT_TOKEN", OPT_STR, OFF(token), NULL, 0, 0,
+	{NULL, "VIGIL_AGENT_TOKEN", VG_OPT_STR, OFF(token), NULL, 0, 0,
 	 "agent token (environment only)"},
-	{"token-file", "VIGIL_AGENT_TOKEN_FILE", OPT_STR, OFF(token_file),
+	{"token-file", "VIGIL_AGENT_TOKEN_FILE", VG_OPT_STR, OFF(token_file),
 	 NULL, 0, 0, "file holding the agent token"},
-	{"tenant-id", "VIGIL_TENANT_ID", OPT_STR, OFF(tenant_id), NULL, 0, 0,
+	{"tenant-id", "VIGIL_TENANT_ID", VG_OPT_STR, OFF(tenant_id), NULL, 0, 0,
 	 "tenant UUID"},
-	{"job-name", "VIGIL_JOB_NAME", OPT_STR, OFF(job_name), NULL, 0, 0,
+	{"job-name", "VIGIL_JOB_NAME", VG_OPT_STR, OFF(job_name), NULL, 0, 0,
 	 "the run's Job name"},
-	{"policy-namespace", "VIGIL_POLICY_NAMESPACE", OPT_STR,
+	{"policy-namespace", "VIGIL_POLICY_NAMESPACE", VG_OPT_STR,
 	 OFF(policy_namespace), "", 0, 0, "ScanPolicy namespace"},
-	{"policy-name", "VIGIL_POLICY_NAME", OPT_STR, OFF(policy_name), "", 0,
+	{"policy-name", "VIGIL_POLICY_NAME", VG_OPT_STR, OFF(policy_name), "", 0,
 	 0, "ScanPolicy name"},
-	{"policy-uid", "VIGIL_POLICY_UID", OPT_STR, OFF(policy_uid), "", 0, 0,
+	{"policy-uid", "VIGIL_POLICY_UID", VG_OPT_STR, OFF(policy_uid), "", 0, 0,
 	 "ScanPolicy UID"},
-	{"trigger", "VIGIL_RUN_TRIGGER", OPT_STR, OFF(trigger), "schedule", 0,
+	{"trigger", "VIGIL_RUN_TRIGGER", VG_OPT_STR, OFF(trigger), "schedule", 0,
 	 0, "schedule, manual or once"},
-	{"spool-dir", "VIGIL_SPOOL_DIR", OPT_STR, OFF(spool_dir),
+	{"spool-dir", "VIGIL_SPOOL_DIR", VG_OPT_STR, OFF(spool_dir),
 	 "/tmp/vigil-spool", 0, 0, "batches wait here until accepted"},
-	{"batch-size", "VIGIL_BATCH_SIZE", OPT_INT, OFF(batch_size), "500", 1,
+	{"batch-size", "VIGIL_BATCH_SIZE", VG_OPT_INT, OFF(batch_size), "500", 1,
 	 10000, "findings per batch"},
-	{"output", "VIGIL_OUTPUT", OPT_STR, OFF(output), NULL, 0, 0,
+	{"output", "VIGIL_OUTPUT", VG_OPT_STR, OFF(output), NULL, 0, 0,
 	 "also write findings as JSON lines to FILE (- for stdout)"},
-	{"estop-interval-ms", "VIGIL_ESTOP_INTERVAL_MS", OPT_INT,
+	{"estop-interval-ms", "VIGIL_ESTOP_INTERVAL_MS", VG_OPT_INT,
 	 OFF(estop_interval_ms), "1000", 50, 600000,
 	 "emergency-stop poll interval"},
-	{"flush-timeout-ms", "VIGIL_FLUSH_TIMEOUT_MS", OPT_INT,
+	{"flush-timeout-ms", "VIGIL_FLUSH_TIMEOUT_MS", VG_OPT_INT,
 	 OFF(flush_timeout_ms), "60000", 0, 3600000,
 	 "how long to keep delivering batches after the scan"},
-	{"log-level", "VIGIL_LOG_LEVEL", OPT_STR, OFF(log_level), "info", 0, 0,
+	{"log-level", "VIGIL_LOG_LEVEL", VG_OPT_STR, OFF(log_level), "info", 0, 0,
 	 "debug, info, warn or error"},
-	{"version", NULL, OPT_BOOL, OFF(show_version), "false", 0, 0,
+	{"version", NULL, VG_OPT_BOOL, OFF(show_version), "false", 0, 0,
 	 "print the version and exit"},
-	{"help", NULL, OPT_BOOL, OFF(show_help), "false", 0, 0,
+	{"help", NULL, VG_OPT_BOOL, OFF(show_help), "false", 0, 0,
 	 "print this help and exit"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static int set_value(struct options *o, const struct opt *d, const char *v,
-		     const char *source, struct vg_err *err)
-{
-	char *base = (char *)o + d->offset, *end;
-	long long x;
-
-	switch (d->type) {
-	case OPT_STR: {
-		char **p = (char **)(void *)base;
-		char *copy = strdup(v ? v : "");
-
-		if (!copy)
-			return vg_err_set(err, VG_NOMEM, "out of memory");
-		if (*p)
-			explicit_bzero(*p, strlen(*p));
-		free(*p);
-		*p = copy;
-		return VG_OK;
-	}
-	case OPT_BOOL:
-		if (!v || !strcasecmp(v, "true") || !strcmp(v, "1"))
-			*(int *)(void *)base = 1;
-		else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
-			*(int *)(void *)base = 0;
-		else
-			return vg_err_set(err, VG_INVAL,
-					  "%s: want true or false, got \"%s\"",
-					  source, v);
-		return VG_OK;
-	case OPT_INT:
-		errno = 0;
-		x = v ? strtoll(v, &end, 10) : 0;
-		if (!v || !*v || errno || *end || x < d->min || x > d->max)
-			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not an integer in "
-					  "[%lld, %lld]",
-					  source, v ? v : "", d->min, d->max);
-		*(int *)(void *)base = (int)x;
-		return VG_OK;
-	}
-	return VG_INVAL;
-}
-
-static const struct opt *find_flag(const char *name, size_t len)
-{
-	for (size_t i = 0; i < NOPTS; i++)
-		if (opts[i].flag && strlen(opts[i].flag) == len &&
-		    strncmp(opts[i].flag, name, len) == 0)
-			return &opts[i];
-	return NULL;
-}
-
 int options_parse(struct options *o, int argc, char **argv, struct vg_err *err)
 {
-	char src[80];
-	int rc, i;
+	int first = argc, rc;
 
 	memset(o, 0, sizeof(*o));
-	for (size_t k = 0; k < NOPTS; k++) {
-		const char *v = opts[k].env ? getenv(opts[k].env) : NULL;
-
-		if (opts[k].def &&
-		    (rc = set_value(o, &opts[k], opts[k].def, "default", err)))
-			return rc;
-		if (v && *v &&
-		    (rc = set_value(o, &opts[k], v, opts[k].env, err)))
-			return rc;
-	}
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i] + 2, *eq, *val = NULL;
-		const struct opt *d;
-
-		if (strncmp(argv[i], "--", 2) != 0)
-			return vg_err_set(err, VG_INVAL,
-					  "unexpected argument \"%s\" (targets "
-					  "go in --targets)",
-					  argv[i]);
-		eq = strchr(a, '=');
-		d = find_flag(a, eq ? (size_t)(eq - a) : strlen(a));
-		if (!d)
-			return vg_err_set(err, VG_INVAL, "unknown flag %.*s",
-					  eq ? (int)(eq - argv[i])
-					     : (int)strlen(argv[i]),
-					  argv[i]);
-		if (eq)
-			val = eq + 1;
-		else if (d->type != OPT_BOOL) {
-			if (i + 1 >= argc)
-				return vg_err_set(err, VG_INVAL,
-						  "flag --%s needs a value",
-						  d->flag);
-			val = argv[++i];
-		}
-		snprintf(src, sizeof(src), "--%s", d->flag);
-		if ((rc = set_value(o, d, val, src, err)))
-			return rc;
-	}
-	return VG_OK;
+	rc = vg_opts_parse(opts, NOPTS, o, argc, argv, &first, err);
+	if (rc == VG_OK && first < argc)
+		rc = vg_err_set(err, VG_INVAL,
+				"unexpected argument \"%s\" (targets go in "
+				"--targets)",
+				argv[first]);
+	return rc;
 }
 
 static int is_uuid(const char *s)
@@ -247,9 +152,9 @@ static int read_token_file(struct options *o, struct vg_err *err)
 		rc = vg_err_set(err, VG_INVAL, "--token-file %s is empty",
 				o->token_file);
 	else
-		rc = set_value(o, &(struct opt){.type = OPT_STR,
-						.offset = OFF(token)},
-			       buf, "--token-file", err);
+		rc = vg_opts_set(&(struct vg_opt){.type = VG_OPT_STR,
+						  .offset = OFF(token)},
+				 o, buf, "--token-file", err);
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
 }
@@ -315,15 +220,7 @@ int options_check(struct options *o, struct vg_err *err)
 
 void options_cleanup(struct options *o)
 {
-	for (size_t i = 0; i < NOPTS; i++)
-		if (opts[i].type == OPT_STR) {
-			char **p =
-				(char **)(void *)((char *)o + opts[i].offset);
-
-			if (*p)
-				explicit_bzero(*p, strlen(*p));
-			free(*p);
-		}
+	vg_opts_cleanup(opts, NOPTS, o);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -333,17 +230,7 @@ void options_usage(const char *prog, FILE *fp)
 		"usage: %s --allowed SCOPE --targets LIST [flags]\n\n"
 		"flags (and environment):\n",
 		prog);
-	for (size_t i = 0; i < NOPTS; i++) {
-		char name[40];
-
-		snprintf(name, sizeof(name), "%s%s", opts[i].flag ? "--" : "",
-			 opts[i].flag ? opts[i].flag : "");
-		fprintf(fp, "  %-22s %-26s %s%s%s%s\n", name,
-			opts[i].env ? opts[i].env : "", opts[i].help,
-			opts[i].def && *opts[i].def ? " (default " : "",
-			opts[i].def && *opts[i].def ? opts[i].def : "",
-			opts[i].def && *opts[i].def ? ")" : "");
-	}
+	vg_opts_usage(opts, NOPTS, fp);
 	fprintf(fp, "\nexit codes: 0 done, 1 runtime failure, 2 bad input or "
 		    "scope refused,\n3 emergency stop, 4 results left in the "
 		    "spool, 5 the gateway rejected a batch\n");

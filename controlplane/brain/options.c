@@ -3,221 +3,88 @@
 #include "options.h"
 
 #include "vigil/buf.h"
+#include "vigil/opts.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-enum opt_type { OPT_STR, OPT_INT, OPT_DURATION, OPT_BOOL };
-
-struct opt {
-	const char *flag; /* without "--"; NULL: environment only */
-	const char *env;  /* NULL: flag only */
-	enum opt_type type;
-	size_t offset;
-	const char *def;
-	long long min, max; /* numbers; durations in ms */
-	const char *help;
-};
 
 #define OFF(f) offsetof(struct options, f)
 
-static const struct opt opts[] = {
-	{"redis-host", "VIGIL_REDIS_HOST", OPT_STR, OFF(redis_host),
+static const struct vg_opt opts[] = {
+	{"redis-host", "VIGIL_REDIS_HOST", VG_OPT_STR, OFF(redis_host),
          "127.0.0.1", 0, 0, "Redis host"},
-	{"redis-port", "VIGIL_REDIS_PORT", OPT_INT, OFF(redis_port), "6379", 1,
+	{"redis-port", "VIGIL_REDIS_PORT", VG_OPT_INT, OFF(redis_port), "6379", 1,
          65535, "Redis port"},
-	{NULL, "VIGIL_REDIS_PASSWORD", OPT_STR, OFF(redis_password), NULL, 0, 0,
+	{NULL, "VIGIL_REDIS_PASSWORD", VG_OPT_STR, OFF(redis_password), NULL, 0, 0,
          "Redis password (environment only)"},
-	{"redis-db", "VIGIL_REDIS_DB", OPT_INT, OFF(redis_db), "0", 0, 1000,
+	{"redis-db", "VIGIL_REDIS_DB", VG_OPT_INT, OFF(redis_db), "0", 0, 1000,
          "Redis database number"},
-	{"queue-prefix", "VIGIL_BRAIN_QUEUE_PREFIX", OPT_STR, OFF(queue_prefix),
+	{"queue-prefix", "VIGIL_BRAIN_QUEUE_PREFIX", VG_OPT_STR, OFF(queue_prefix),
          "vigil-brain", 0, 0,
          "hash tag of the brain's queue keys (never the worker's)"},
-	{"db-host", "VIGIL_DB_HOST", OPT_STR, OFF(db_host), "127.0.0.1", 0, 0,
+	{"db-host", "VIGIL_DB_HOST", VG_OPT_STR, OFF(db_host), "127.0.0.1", 0, 0,
          "PostgreSQL host"},
-	{"db-port", "VIGIL_DB_PORT", OPT_INT, OFF(db_port), "5432", 1, 65535,
+	{"db-port", "VIGIL_DB_PORT", VG_OPT_INT, OFF(db_port), "5432", 1, 65535,
          "PostgreSQL port"},
-	{"db-name", "VIGIL_DB_NAME", OPT_STR, OFF(db_name), "vigil", 0, 0,
+	{"db-name", "VIGIL_DB_NAME", VG_OPT_STR, OFF(db_name), "vigil", 0, 0,
          "PostgreSQL database"},
-	{"db-user", "VIGIL_DB_USER", OPT_STR, OFF(db_user), "vigil_app", 0, 0,
+	{"db-user", "VIGIL_DB_USER", VG_OPT_STR, OFF(db_user), "vigil_app", 0, 0,
          "PostgreSQL user"},
-	{NULL, "VIGIL_DB_PASSWORD", OPT_STR, OFF(db_password), NULL, 0, 0,
+	{NULL, "VIGIL_DB_PASSWORD", VG_OPT_STR, OFF(db_password), NULL, 0, 0,
          "PostgreSQL password (environment only)"},
-	{"db-sslmode", "VIGIL_DB_SSLMODE", OPT_STR, OFF(db_sslmode), "prefer",
+	{"db-sslmode", "VIGIL_DB_SSLMODE", VG_OPT_STR, OFF(db_sslmode), "prefer",
          0, 0, "libpq sslmode"},
-	{"log-level", "VIGIL_LOG_LEVEL", OPT_STR, OFF(log_level), "info", 0, 0,
+	{"log-level", "VIGIL_LOG_LEVEL", VG_OPT_STR, OFF(log_level), "info", 0, 0,
          "debug, info, warn or error"},
-	{"health-port", "VIGIL_HEALTH_PORT", OPT_INT, OFF(health_port), "9090",
+	{"health-port", "VIGIL_HEALTH_PORT", VG_OPT_INT, OFF(health_port), "9090",
          0, 65535, "port of /healthz, /readyz and /metrics"},
-	{"health-addr", NULL, OPT_STR, OFF(health_addr), NULL, 0, 0,
+	{"health-addr", NULL, VG_OPT_STR, OFF(health_addr), NULL, 0, 0,
          "host:port of the health listener (overrides --health-port)"},
-	{"concurrency", "VIGIL_BRAIN_CONCURRENCY", OPT_INT, OFF(concurrency),
+	{"concurrency", "VIGIL_BRAIN_CONCURRENCY", VG_OPT_INT, OFF(concurrency),
          "2", 1, 64, "reports generated at once (threads)"},
-	{"visibility-timeout", "VIGIL_BRAIN_VISIBILITY_TIMEOUT", OPT_DURATION,
+	{"visibility-timeout", "VIGIL_BRAIN_VISIBILITY_TIMEOUT", VG_OPT_DURATION,
          OFF(visibility_ms), "60s", 1000, 3600000,
          "a report task held this long without renewal goes to another "
          "brain"},
-	{"shutdown-timeout", "VIGIL_BRAIN_SHUTDOWN_TIMEOUT", OPT_DURATION,
+	{"shutdown-timeout", "VIGIL_BRAIN_SHUTDOWN_TIMEOUT", VG_OPT_DURATION,
          OFF(shutdown_ms), "25s", 0, 3600000,
          "on SIGTERM, how long reports in flight may take to finish"},
-	{"sweep-interval", "VIGIL_BRAIN_SWEEP_INTERVAL", OPT_DURATION,
+	{"sweep-interval", "VIGIL_BRAIN_SWEEP_INTERVAL", VG_OPT_DURATION,
          OFF(sweep_ms), "1s", 50, 600000,
          "how often pending reports are looked for"},
-	{"requeue-after", "VIGIL_BRAIN_REQUEUE_AFTER", OPT_DURATION,
+	{"requeue-after", "VIGIL_BRAIN_REQUEUE_AFTER", VG_OPT_DURATION,
          OFF(requeue_after_ms), "10m", 1000, 86400000,
          "queue a report again when still pending this long after"},
-	{"trend-runs", "VIGIL_BRAIN_TREND_RUNS", OPT_INT, OFF(trend_runs), "10",
+	{"trend-runs", "VIGIL_BRAIN_TREND_RUNS", VG_OPT_INT, OFF(trend_runs), "10",
          1, 100, "runs of the policy in a report's trend"},
-	{"list-max", "VIGIL_BRAIN_LIST_MAX", OPT_INT, OFF(list_max), "1000", 1,
+	{"list-max", "VIGIL_BRAIN_LIST_MAX", VG_OPT_INT, OFF(list_max), "1000", 1,
          1000000, "findings per class listed in the JSON report"},
-	{"asset-criticality", "VIGIL_BRAIN_ASSET_CRITICALITY", OPT_STR,
+	{"asset-criticality", "VIGIL_BRAIN_ASSET_CRITICALITY", VG_OPT_STR,
          OFF(asset_criticality), NULL, 0, 0,
          "host=low|medium|high|critical,... (other hosts: medium)"},
-	{"version", NULL, OPT_BOOL, OFF(show_version), "false", 0, 0,
+	{"version", NULL, VG_OPT_BOOL, OFF(show_version), "false", 0, 0,
          "print the version and exit"},
-	{"help", NULL, OPT_BOOL, OFF(show_help), "false", 0, 0,
+	{"help", NULL, VG_OPT_BOOL, OFF(show_help), "false", 0, 0,
          "print this help and exit"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const struct {
-	const char *suffix;
-	long long ms;
-} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
-
-static int parse_duration(const char *v, long long *ms)
-{
-	char *end;
-	double x;
-
-	errno = 0;
-	x = strtod(v, &end);
-	if (errno || end == v || x < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].suffix) == 0) {
-			*ms = (long long)(x * (double)units[i].ms + 0.5);
-			return 0;
-		}
-	return -1;
-}
-
-static int set_value(struct options *o, const struct opt *d, const char *v,
-                     const char *source, struct vg_err *err)
-{
-	char *base = (char *)o + d->offset, *end;
-	long long x;
-
-	switch (d->type) {
-	case OPT_STR: {
-		char **p = (char **)(void *)base;
-		char *copy = strdup(v ? v : "");
-
-		if (!copy)
-			return vg_err_set(err, VG_NOMEM, "out of memory");
-		free(*p);
-		*p = copy;
-		return VG_OK;
-	}
-	case OPT_BOOL:
-		if (!v || !strcasecmp(v, "true") || !strcmp(v, "1"))
-			*(int *)(void *)base = 1;
-		else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
-			*(int *)(void *)base = 0;
-		else
-			return vg_err_set(err, VG_INVAL,
-			                  "%s: want true or false, got \"%s\"",
-			                  source, v);
-		return VG_OK;
-	case OPT_INT:
-		errno = 0;
-		x = v ? strtoll(v, &end, 10) : 0;
-		if (!v || !*v || errno || *end || x < d->min || x > d->max)
-			return vg_err_set(err, VG_INVAL,
-			                  "%s: \"%s\" is not an integer in "
-			                  "[%lld, %lld]",
-			                  source, v ? v : "", d->min, d->max);
-		*(int *)(void *)base = (int)x;
-		return VG_OK;
-	case OPT_DURATION:
-		if (!v || parse_duration(v, &x) < 0 || x < d->min || x > d->max)
-			return vg_err_set(err, VG_INVAL,
-			                  "%s: \"%s\" is not a duration (such "
-			                  "as 30s, 500ms, 2m) in [%lldms, "
-			                  "%lldms]",
-			                  source, v ? v : "", d->min, d->max);
-		*(int *)(void *)base = (int)x;
-		return VG_OK;
-	}
-	return VG_INVAL;
-}
-
-static const struct opt *find_flag(const char *name, size_t len)
-{
-	for (size_t i = 0; i < NOPTS; i++)
-		if (opts[i].flag && strlen(opts[i].flag) == len &&
-		    strncmp(opts[i].flag, name, len) == 0)
-			return &opts[i];
-	return NULL;
-}
-
 int options_parse(struct options *o, int argc, char **argv, struct vg_err *err)
 {
-	char src[80];
-	int rc, i;
+	int first = argc, rc;
 
 	memset(o, 0, sizeof(*o));
-	for (size_t k = 0; k < NOPTS; k++) {
-		const char *v = opts[k].env ? getenv(opts[k].env) : NULL;
-
-		if (opts[k].def &&
-		    (rc = set_value(o, &opts[k], opts[k].def, "default", err)))
-			return rc;
-		if (v && *v &&
-		    (rc = set_value(o, &opts[k], v, opts[k].env, err)))
-			return rc;
-	}
-	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-		const char *a = argv[i] + 2, *eq = strchr(a, '='), *val = NULL;
-		const struct opt *d =
-			find_flag(a, eq ? (size_t)(eq - a) : strlen(a));
-
-		if (!d)
-			return vg_err_set(err, VG_INVAL, "unknown flag %s",
-			                  argv[i]);
-		if (eq)
-			val = eq + 1;
-		else if (d->type != OPT_BOOL) {
-			if (i + 1 >= argc)
-				return vg_err_set(err, VG_INVAL,
-				                  "flag --%s needs a value",
-				                  d->flag);
-			val = argv[++i];
-		}
-		snprintf(src, sizeof(src), "--%s", d->flag);
-		if ((rc = set_value(o, d, val, src, err)))
-			return rc;
-	}
-	o->args = argv + i;
-	o->nargs = argc - i;
-	return VG_OK;
+	rc = vg_opts_parse(opts, NOPTS, o, argc, argv, &first, err);
+	o->args = argv + first;
+	o->nargs = argc - first;
+	return rc;
 }
 
 void options_cleanup(struct options *o)
 {
-	for (size_t i = 0; i < NOPTS; i++)
-		if (opts[i].type == OPT_STR) {
-			char **p =
-				(char **)(void *)((char *)o + opts[i].offset);
-
-			if (*p)
-				explicit_bzero(*p, strlen(*p));
-			free(*p);
-		}
+	vg_opts_cleanup(opts, NOPTS, o);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -228,16 +95,7 @@ void options_usage(const char *prog, FILE *fp)
 	        "       %s [flags] generate TENANT RUN  one report, now\n\n"
 	        "flags (and environment):\n",
 	        prog, prog);
-	for (size_t i = 0; i < NOPTS; i++) {
-		char name[40];
-
-		snprintf(name, sizeof(name), "%s%s", opts[i].flag ? "--" : "",
-		         opts[i].flag ? opts[i].flag : "");
-		fprintf(fp, "  %-22s %-32s %s%s%s%s\n", name,
-		        opts[i].env ? opts[i].env : "", opts[i].help,
-		        opts[i].def ? " (default " : "",
-		        opts[i].def ? opts[i].def : "", opts[i].def ? ")" : "");
-	}
+	vg_opts_usage(opts, NOPTS, fp);
 }
 
 /* Append key='value' with libpq's quoting (\\ and \'). */
