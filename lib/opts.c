@@ -9,8 +9,7 @@
 static const struct {
 	const char *suffix;
 	long long ms;
-} units[] = { { "ms", 1 },	{ "s", 1000 }, { "m", 60000 },
-	      { "h", 3600000 }, { "", 1000 } };
+} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
 
 int vg_opts_duration(const char *v, long long *ms)
 {
@@ -40,7 +39,7 @@ static void wipe_free(char **p)
 }
 
 int vg_opts_set(const struct vg_opt *o, void *dst, const char *v,
-		const char *source, struct vg_err *err)
+                const char *source, struct vg_err *err)
 {
 	char *base = (char *)dst + o->offset, *end;
 	long long x;
@@ -64,37 +63,39 @@ int vg_opts_set(const struct vg_opt *o, void *dst, const char *v,
 			*(int *)(void *)base = 0;
 		else
 			return vg_err_set(err, VG_INVAL,
-					  "%s: want true or false, got \"%s\"",
-					  source, v);
+			                  "%s: want true or false, got \"%s\"",
+			                  source, v);
 		return VG_OK;
 	case VG_OPT_INT:
 		errno = 0;
 		x = v ? strtoll(v, &end, 10) : 0;
-		if (!v || !*v || errno || *end || x < o->min || x > o->max)
+		if (!v || !*v || errno || *end || (double)x < o->min ||
+		    (double)x > o->max)
 			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not an integer in "
-					  "[%lld, %lld]",
-					  source, v ? v : "", o->min, o->max);
+			                  "%s: \"%s\" is not an integer in "
+			                  "[%.0f, %.0f]",
+			                  source, v ? v : "", o->min, o->max);
 		*(int *)(void *)base = (int)x;
 		return VG_OK;
 	case VG_OPT_DURATION:
-		if (vg_opts_duration(v, &x) < 0 || x < o->min || x > o->max)
+		if (vg_opts_duration(v, &x) < 0 || (double)x < o->min ||
+		    (double)x > o->max)
 			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not a duration (such "
-					  "as 30s, 500ms, 2m) in [%lldms, "
-					  "%lldms]",
-					  source, v ? v : "", o->min, o->max);
+			                  "%s: \"%s\" is not a duration (such "
+			                  "as 30s, 500ms, 2m) in [%.0fms, "
+			                  "%.0fms]",
+			                  source, v ? v : "", o->min, o->max);
 		*(int *)(void *)base = (int)x;
 		return VG_OK;
 	case VG_OPT_DOUBLE:
 		errno = 0;
 		d = v ? strtod(v, &end) : 0;
-		if (!v || !*v || errno || *end || d < (double)o->min ||
-		    d > (double)o->max)
+		if (!v || !*v || errno || *end || d != d || d < o->min ||
+		    d > o->max)
 			return vg_err_set(err, VG_INVAL,
-					  "%s: \"%s\" is not a number in "
-					  "[%lld, %lld]",
-					  source, v ? v : "", o->min, o->max);
+			                  "%s: \"%s\" is not a number in "
+			                  "[%g, %g]",
+			                  source, v ? v : "", o->min, o->max);
 		*(double *)(void *)base = d;
 		return VG_OK;
 	}
@@ -102,7 +103,7 @@ int vg_opts_set(const struct vg_opt *o, void *dst, const char *v,
 }
 
 static const struct vg_opt *find_flag(const struct vg_opt *opts, size_t n,
-				      const char *name, size_t len)
+                                      const char *name, size_t len)
 {
 	for (size_t i = 0; i < n; i++)
 		if (opts[i].flag && strlen(opts[i].flag) == len &&
@@ -112,7 +113,7 @@ static const struct vg_opt *find_flag(const struct vg_opt *opts, size_t n,
 }
 
 int vg_opts_parse(const struct vg_opt *opts, size_t n, void *dst, int argc,
-		  char **argv, int *first, struct vg_err *err)
+                  char **argv, int *first, struct vg_err *err)
 {
 	char src[80];
 	int rc, i;
@@ -120,9 +121,8 @@ int vg_opts_parse(const struct vg_opt *opts, size_t n, void *dst, int argc,
 	for (size_t k = 0; k < n; k++) {
 		const char *v = opts[k].env ? getenv(opts[k].env) : NULL;
 
-		if (opts[k].def &&
-		    (rc = vg_opts_set(&opts[k], dst, opts[k].def, "default",
-				      err)))
+		if (opts[k].def && (rc = vg_opts_set(&opts[k], dst, opts[k].def,
+		                                     "default", err)))
 			return rc;
 		if (v && *v &&
 		    (rc = vg_opts_set(&opts[k], dst, v, opts[k].env, err)))
@@ -130,21 +130,21 @@ int vg_opts_parse(const struct vg_opt *opts, size_t n, void *dst, int argc,
 	}
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		const char *a = argv[i] + 2, *eq = strchr(a, '='), *val = NULL;
-		const struct vg_opt *d =
-			find_flag(opts, n, a, eq ? (size_t)(eq - a) : strlen(a));
+		const struct vg_opt *d = find_flag(
+			opts, n, a, eq ? (size_t)(eq - a) : strlen(a));
 
 		if (!d)
 			return vg_err_set(err, VG_INVAL, "unknown flag %.*s",
-					  eq ? (int)(eq - argv[i])
-					     : (int)strlen(argv[i]),
-					  argv[i]);
+			                  eq ? (int)(eq - argv[i])
+			                     : (int)strlen(argv[i]),
+			                  argv[i]);
 		if (eq)
 			val = eq + 1;
 		else if (d->type != VG_OPT_BOOL) {
 			if (i + 1 >= argc)
 				return vg_err_set(err, VG_INVAL,
-						  "flag --%s needs a value",
-						  d->flag);
+				                  "flag --%s needs a value",
+				                  d->flag);
 			val = argv[++i];
 		}
 		snprintf(src, sizeof(src), "--%s", d->flag);
@@ -161,7 +161,7 @@ void vg_opts_cleanup(const struct vg_opt *opts, size_t n, void *dst)
 	for (size_t i = 0; i < n; i++)
 		if (opts[i].type == VG_OPT_STR)
 			wipe_free((char **)(void *)((char *)dst +
-						    opts[i].offset));
+			                            opts[i].offset));
 }
 
 void vg_opts_usage(const struct vg_opt *opts, size_t n, FILE *fp)
@@ -176,12 +176,13 @@ void vg_opts_usage(const struct vg_opt *opts, size_t n, FILE *fp)
 		we = e > we ? e : we;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *d = opts[i].def && *opts[i].def ? opts[i].def : NULL;
+		const char *d =
+			opts[i].def && *opts[i].def ? opts[i].def : NULL;
 
 		fprintf(fp, "  %s%-*s  %-*s  %s%s%s%s\n",
-			opts[i].flag ? "--" : "  ", (int)wf - 2,
-			opts[i].flag ? opts[i].flag : "", (int)we,
-			opts[i].env ? opts[i].env : "", opts[i].help,
-			d ? " (default " : "", d ? d : "", d ? ")" : "");
+		        opts[i].flag ? "--" : "  ", (int)wf - 2,
+		        opts[i].flag ? opts[i].flag : "", (int)we,
+		        opts[i].env ? opts[i].env : "", opts[i].help,
+		        d ? " (default " : "", d ? d : "", d ? ")" : "");
 	}
 }

@@ -20,13 +20,13 @@ struct settings {
 #define OFF(f) offsetof(struct settings, f)
 
 static const struct vg_opt opts[] = {
-	{ "host", "T_HOST", VG_OPT_STR, OFF(host), "127.0.0.1", 0, 0, "host" },
-	{ NULL, "T_TOKEN", VG_OPT_STR, OFF(token), NULL, 0, 0, "token" },
-	{ "port", "T_PORT", VG_OPT_INT, OFF(port), "5432", 1, 65535, "port" },
-	{ "verbose", NULL, VG_OPT_BOOL, OFF(verbose), "false", 0, 0, "more" },
-	{ "timeout", "T_TIMEOUT", VG_OPT_DURATION, OFF(timeout_ms), "30s", 0,
-	  3600000, "timeout" },
-	{ "qps", "T_QPS", VG_OPT_DOUBLE, OFF(qps), "20", 0, 10000, "rate" },
+	{"host", "T_HOST", VG_OPT_STR, OFF(host), "127.0.0.1", 0, 0, "host"},
+	{NULL, "T_TOKEN", VG_OPT_STR, OFF(token), NULL, 0, 0, "token"},
+	{"port", "T_PORT", VG_OPT_INT, OFF(port), "5432", 1, 65535, "port"},
+	{"verbose", NULL, VG_OPT_BOOL, OFF(verbose), "false", 0, 0, "more"},
+	{"timeout", "T_TIMEOUT", VG_OPT_DURATION, OFF(timeout_ms), "30s", 0,
+         3600000, "timeout"},
+	{"qps", "T_QPS", VG_OPT_DOUBLE, OFF(qps), "20", 0, 10000, "rate"},
 };
 
 #define N (sizeof(opts) / sizeof(opts[0]))
@@ -34,7 +34,7 @@ static const struct vg_opt opts[] = {
 static int parse(struct settings *s, int *first, struct vg_err *err, ...)
 {
 	static char prog[] = "prog";
-	char *argv[16] = { prog };
+	char *argv[16] = {prog};
 	int argc = 1;
 	va_list ap;
 
@@ -68,9 +68,9 @@ static void test_defaults_env_flags(void **state)
 	assert_null(s.token);
 	/* flags win over the environment; the first non-flag stops them */
 	assert_int_equal(parse(&s, &first, &err, "--port", "7000",
-			       "--timeout=500ms", "--verbose", "--qps", "2.5",
-			       "dlq", "--port", "1", NULL),
-			 VG_OK);
+	                       "--timeout=500ms", "--verbose", "--qps", "2.5",
+	                       "dlq", "--port", "1", NULL),
+	                 VG_OK);
 	assert_int_equal(s.port, 7000);
 	assert_int_equal(s.timeout_ms, 500);
 	assert_int_equal(s.verbose, 1);
@@ -87,17 +87,17 @@ static void test_errors_name_the_setting(void **state)
 		const char *args[3];
 		const char *env, *env_value, *want;
 	} bad[] = {
-		{ { "--port", "0" }, NULL, NULL, "--port" },
-		{ { "--port", "65536" }, NULL, NULL, "[1, 65535]" },
-		{ { "--port", "12x" }, NULL, NULL, "12x" },
-		{ { "--port", NULL }, NULL, NULL, "needs a value" },
-		{ { "--nope", NULL }, NULL, NULL, "unknown flag --nope" },
-		{ { "--nope=1", NULL }, NULL, NULL, "unknown flag --nope" },
-		{ { "--verbose=maybe", NULL }, NULL, NULL, "true or false" },
-		{ { "--timeout", "2 days" }, NULL, NULL, "duration" },
-		{ { "--timeout", "2h" }, NULL, NULL, "3600000ms" },
-		{ { "--qps", "-1" }, NULL, NULL, "--qps" },
-		{ { NULL, NULL }, "T_PORT", "http", "T_PORT" },
+		{{"--port", "0"}, NULL, NULL, "--port"},
+		{{"--port", "65536"}, NULL, NULL, "[1, 65535]"},
+		{{"--port", "12x"}, NULL, NULL, "12x"},
+		{{"--port", NULL}, NULL, NULL, "needs a value"},
+		{{"--nope", NULL}, NULL, NULL, "unknown flag --nope"},
+		{{"--nope=1", NULL}, NULL, NULL, "unknown flag --nope"},
+		{{"--verbose=maybe", NULL}, NULL, NULL, "true or false"},
+		{{"--timeout", "2 days"}, NULL, NULL, "duration"},
+		{{"--timeout", "2h"}, NULL, NULL, "3600000ms"},
+		{{"--qps", "-1"}, NULL, NULL, "--qps"},
+		{{NULL, NULL}, "T_PORT", "http", "T_PORT"},
 	};
 	struct settings s;
 	struct vg_err err;
@@ -108,11 +108,11 @@ static void test_errors_name_the_setting(void **state)
 			setenv(bad[i].env, bad[i].env_value, 1);
 		vg_err_clear(&err);
 		assert_int_equal(parse(&s, NULL, &err, (char *)bad[i].args[0],
-				       (char *)bad[i].args[1], NULL),
-				 VG_INVAL);
+		                       (char *)bad[i].args[1], NULL),
+		                 VG_INVAL);
 		if (!strstr(err.msg, bad[i].want))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.msg,
-				 bad[i].want);
+			         bad[i].want);
 		vg_opts_cleanup(opts, N, &s);
 		if (bad[i].env)
 			unsetenv(bad[i].env);

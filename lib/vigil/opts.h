@@ -26,21 +26,21 @@
 #include "vigil/err.h"
 
 enum vg_opt_type {
-	VG_OPT_STR,	 /* char * */
-	VG_OPT_INT,	 /* int, in [min, max] */
+	VG_OPT_STR,      /* char * */
+	VG_OPT_INT,      /* int, in [min, max] */
 	VG_OPT_DURATION, /* int milliseconds from "500ms", "30s", "2m", "1h"
-			    (a bare number is seconds), in [min, max] ms */
-	VG_OPT_BOOL,	 /* int: true/false/1/0 */
-	VG_OPT_DOUBLE,	 /* double, in [min, max] */
+	                    (a bare number is seconds), in [min, max] ms */
+	VG_OPT_BOOL,     /* int: true/false/1/0 */
+	VG_OPT_DOUBLE,   /* double, in [min, max] */
 };
 
 struct vg_opt {
 	const char *flag; /* without "--"; NULL: environment only */
 	const char *env;  /* NULL: flag only */
 	enum vg_opt_type type;
-	size_t offset;	  /* of the field in the settings struct */
-	const char *def;  /* NULL: none */
-	long long min, max;
+	size_t offset;   /* of the field in the settings struct */
+	const char *def; /* NULL: none */
+	double min, max; /* numbers and durations (ms) */
 	const char *help;
 };
 
@@ -52,12 +52,12 @@ struct vg_opt {
  * is not a flag (argc when there is none).
  */
 int vg_opts_parse(const struct vg_opt *opts, size_t n, void *dst, int argc,
-		  char **argv, int *first, struct vg_err *err);
+                  char **argv, int *first, struct vg_err *err);
 
 /* Set one entry from text, as the parser does (`source` names it in
  * errors). */
 int vg_opts_set(const struct vg_opt *o, void *dst, const char *value,
-		const char *source, struct vg_err *err);
+                const char *source, struct vg_err *err);
 
 /* Free (and wipe) the strings the parser set. */
 void vg_opts_cleanup(const struct vg_opt *opts, size_t n, void *dst);
