@@ -4,6 +4,7 @@
 #include "tasks.h"
 
 #include "vigil/buf.h"
+#include "vigil/events.h"
 #include "vigil/json.h"
 #include "vigil/log.h"
 
@@ -220,6 +221,7 @@ struct ingest {
 	/* out */
 	int duplicate;
 	int complete; /* every shard reported, run not finished */
+	long long shards_done, shards;
 };
 
 static int run_complete(const struct vg_db_res *r)
@@ -263,8 +265,11 @@ static int ingest_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	}
 	if (rc == VG_OK && vg_db_res_rows(r) != 1)
 		rc = vg_err_set(err, VG_NOTFOUND, "run %s not found", in->run);
-	if (rc == VG_OK)
+	if (rc == VG_OK) {
 		in->complete = run_complete(r);
+		in->shards_done = strtoll(vg_db_res_get(r, 0, 0), NULL, 10);
+		in->shards = strtoll(vg_db_res_get(r, 0, 1), NULL, 10);
+	}
 	vg_db_res_free(r);
 	return rc;
 }
@@ -319,9 +324,24 @@ static int task_ingest(struct task_ctx *ctx, struct vg_err *err)
 	rc = vg_db_tx(ctx->db, in.tenant, 0, ingest_tx, &in, err);
 	if (rc != VG_OK)
 		goto out;
-	if (in.duplicate)
+	if (in.duplicate) {
 		snprintf(ctx->note, sizeof(ctx->note),
 		         "batch already ingested");
+	} else {
+		/* live event for the tenant's WebSocket clients; a lost event
+		 * never fails the batch */
+		json_t *ev = vg_event_new("run.progress", in.tenant, in.run,
+		                          ctx->task->request_id);
+		struct vg_err eerr = {0};
+
+		json_object_set_new(ev, "batch_id", json_string(in.batch));
+		json_object_set_new(ev, "shards_done",
+		                    json_integer(in.shards_done));
+		json_object_set_new(ev, "shards", json_integer(in.shards));
+		if (vg_events_emit(ev, &eerr) != VG_OK)
+			vg_debug("event not published", "type", "run.progress",
+			         "run_id", in.run, "err", eerr.msg);
+	}
 	if (in.complete)
 		rc = follow_up(ctx, "finalize", in.tenant, in.run, err);
 out:
@@ -417,12 +437,23 @@ static int task_finalize(struct task_ctx *ctx, struct vg_err *err)
 		/* retried with backoff until the last shard reports */
 		return vg_err_set(err, VG_AGAIN, "run not complete: %s",
 		                  f.waiting);
-	if (f.finished)
+	if (f.finished) {
+		json_t *ev = vg_event_new("run.finalized", tenant, f.run,
+		                          ctx->task->request_id);
+		struct vg_err eerr = {0};
+
 		vg_info("scan run finalized", "request_id",
 		        ctx->task->request_id, "tenant", tenant, "run_id",
 		        f.run, "counts", f.counts);
-	else
+		json_object_set_new(ev, "state", json_string("succeeded"));
+		json_object_set_new(ev, "finding_counts",
+		                    json_loads(f.counts, 0, NULL));
+		if (vg_events_emit(ev, &eerr) != VG_OK)
+			vg_debug("event not published", "type", "run.finalized",
+			         "run_id", f.run, "err", eerr.msg);
+	} else {
 		snprintf(ctx->note, sizeof(ctx->note), "run finalized before");
+	}
 	return follow_up(ctx, "report", tenant, f.run, err);
 }
 
