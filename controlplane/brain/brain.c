@@ -2,6 +2,7 @@
  * retries, lease renewal), the sweep of pending report rows, metrics. */
 #include "brain.h"
 
+#include "vigil/events.h"
 #include "vigil/log.h"
 #include "vigil/timeutil.h"
 
@@ -352,6 +353,19 @@ static void process(struct slot *s, struct vg_task *t)
 		                                 {"duration_ms", ms},
 		                                 {"load_ms", load}},
 		         8);
+	}
+	{
+		/* live event for the tenant's WebSocket clients (lost events
+		 * are counted, never retried) */
+		json_t *ev = vg_event_new("report.ready", p.tenant, p.run,
+		                          t->request_id);
+		struct vg_err eerr = {0};
+
+		json_object_set_new(ev, "report_id", json_string(o.report_id));
+		json_object_set_new(ev, "findings", json_integer(o.findings));
+		if (vg_events_emit(ev, &eerr) != VG_OK)
+			vg_debug("event not published", "type", "report.ready",
+			         "run_id", p.run, "err", eerr.msg);
 	}
 out:
 	vg_strmap_cleanup(&crit);
