@@ -66,7 +66,7 @@ void manager_observe_request(void *ctx, const struct vg_kube_request_info *info)
 		writes = vg_metrics_counter(
 			reg, "vigil_operator_write_requests_total",
 			"API requests that change state (POST, PUT, PATCH, "
-			"DELETE).",
+			"DELETE), leader election's Lease excepted.",
 			NULL, NULL);
 	}
 	if (info->code)
@@ -74,8 +74,12 @@ void manager_observe_request(void *ctx, const struct vg_kube_request_info *info)
 	else
 		snprintf(code, sizeof(code), "<error>");
 	vg_counter_inc(vg_metric_labels(fam, code, info->method));
+	/* what the operator changes in the cluster: a follower trying to
+	 * take an expired Lease is not a write of its reconcilers */
 	if (strcmp(info->method, "GET") != 0 &&
-	    strcmp(info->method, "HEAD") != 0) {
+	    strcmp(info->method, "HEAD") != 0 &&
+	    !(info->path &&
+	      strstr(info->path, "/apis/coordination.k8s.io/"))) {
 		atomic_fetch_add(&write_requests, 1);
 		vg_counter_inc(vg_metric_series(writes, NULL));
 	}
