@@ -1,13 +1,16 @@
 /* test_html_chromium.c - the HTML report in a real browser: chromium
  * headless parses it (its DOM holds both SVG charts and no script even
- * with hostile strings in the data) and renders it to a PNG screenshot
- * of the requested size. make deps installs chromium. */
+ * with hostile strings in the data) and renders it to a PNG screenshot,
+ * which the test decodes: much of the page is drawn over its background,
+ * and the severity bars are there in their colours (and a blank page
+ * fails the same checks). make deps installs chromium. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,8 @@
 #include "report.h"
 
 #define NOW 1800000000.0
+/* the page's background (render_html.c's CSS) */
+#define BACKGROUND "#f9fafb"
 
 static const char *chromium;
 static char dir[] = "/tmp/vigil-brain-chromium-XXXXXX";
@@ -80,6 +85,167 @@ static unsigned be32(const unsigned char *p)
 	       (unsigned)p[2] << 8 | p[3];
 }
 
+/* ------------------------------------------------------------------ */
+/* Reading the screenshot: PNG chunks, zlib, the row filters            */
+/* ------------------------------------------------------------------ */
+
+/* zlib's uncompress(), from the shared library every Debian system has
+ * (zlib1g): the Makefile does not link -lz. */
+typedef int (*uncompress_fn)(unsigned char *, unsigned long *,
+                             const unsigned char *, unsigned long);
+
+static uncompress_fn zlib_uncompress(void)
+{
+	static void *lib;
+
+	if (!lib)
+		lib = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		fail_msg("cannot load zlib: %s", dlerror());
+	return (uncompress_fn)(uintptr_t)dlsym(lib, "uncompress");
+}
+
+struct image {
+	unsigned w, h;
+	unsigned char *rgb; /* w x h x 3 */
+};
+
+static int paeth(int a, int b, int c)
+{
+	int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+
+	if (pa <= pb && pa <= pc)
+		return a;
+	return pb <= pc ? b : c;
+}
+
+/*
+ * Decode an 8-bit RGB or RGBA, non-interlaced PNG (what chromium writes)
+ * into `img` (RGB, alpha dropped: the page is opaque). Fails the test on
+ * anything else.
+ */
+static void png_decode(const unsigned char *p, size_t len, struct image *img)
+{
+	unsigned char *z = NULL, *raw, *prev;
+	size_t zlen = 0, pos = 8, stride;
+	unsigned long rawlen;
+	unsigned bpp = 0;
+	uncompress_fn unz = zlib_uncompress();
+
+	assert_non_null(unz);
+	assert_true(len > 8);
+	assert_memory_equal(p, "\x89PNG\r\n\x1a\n", 8);
+	memset(img, 0, sizeof(*img));
+	while (pos + 12 <= len) {
+		unsigned n = be32(p + pos);
+		const unsigned char *type = p + pos + 4, *data = p + pos + 8;
+
+		assert_true(n <= len - pos - 12);
+		if (memcmp(type, "IHDR", 4) == 0) {
+			assert_int_equal(n, 13);
+			img->w = be32(data);
+			img->h = be32(data + 4);
+			assert_int_equal(data[8], 8);  /* bits per sample */
+			assert_int_equal(data[12], 0); /* not interlaced */
+			assert_true(data[9] == 2 || data[9] == 6);
+			bpp = data[9] == 6 ? 4 : 3;
+		} else if (memcmp(type, "IDAT", 4) == 0) {
+			z = realloc(z, zlen + n);
+			assert_non_null(z);
+			memcpy(z + zlen, data, n);
+			zlen += n;
+		} else if (memcmp(type, "IEND", 4) == 0) {
+			break;
+		}
+		pos += 12 + (size_t)n;
+	}
+	assert_true(bpp && img->w && img->h && zlen);
+	assert_true(img->w <= 10000 && img->h <= 10000);
+	stride = (size_t)img->w * bpp;
+	rawlen = (unsigned long)((stride + 1) * img->h);
+	raw = malloc(rawlen);
+	prev = calloc(1, stride);
+	img->rgb = malloc((size_t)img->w * img->h * 3);
+	assert_true(raw && prev && img->rgb);
+	assert_int_equal(unz(raw, &rawlen, z, (unsigned long)zlen), 0);
+	assert_int_equal(rawlen, (stride + 1) * img->h);
+	for (unsigned y = 0; y < img->h; y++) {
+		unsigned char *row = raw + y * (stride + 1) + 1;
+		int filter = row[-1];
+
+		for (size_t i = 0; i < stride; i++) {
+			int a = i >= bpp ? row[i - bpp] : 0, b = prev[i];
+			int c = i >= bpp ? prev[i - bpp] : 0;
+
+			switch (filter) {
+			case 0:
+				break;
+			case 1:
+				row[i] = (unsigned char)(row[i] + a);
+				break;
+			case 2:
+				row[i] = (unsigned char)(row[i] + b);
+				break;
+			case 3:
+				row[i] = (unsigned char)(row[i] + (a + b) / 2);
+				break;
+			case 4:
+				row[i] = (unsigned char)(row[i] + paeth(a, b, c));
+				break;
+			default:
+				fail_msg("PNG row %u: filter %d", y, filter);
+			}
+		}
+		memcpy(prev, row, stride);
+		for (unsigned x = 0; x < img->w; x++)
+			memcpy(img->rgb + ((size_t)y * img->w + x) * 3,
+			       row + (size_t)x * bpp, 3);
+	}
+	free(prev);
+	free(raw);
+	free(z);
+}
+
+/* Pixels of colour `hex` ("#rrggbb") exactly. */
+static size_t count_colour(const struct image *img, const char *hex)
+{
+	unsigned v = (unsigned)strtoul(hex + 1, NULL, 16);
+	unsigned char c[3] = {(unsigned char)(v >> 16), (unsigned char)(v >> 8),
+	                      (unsigned char)v};
+	size_t n = 0;
+
+	for (size_t i = 0; i < (size_t)img->w * img->h; i++)
+		n += memcmp(img->rgb + 3 * i, c, 3) == 0;
+	return n;
+}
+
+/* Share of the pixels that differ from the page's background colour. */
+static double drawn_share(const struct image *img, const char *background)
+{
+	size_t all = (size_t)img->w * img->h;
+
+	return (double)(all - count_colour(img, background)) / (double)all;
+}
+
+/* Screenshot `html` at 1100x1400 into `png`, decoded. */
+static void screenshot(const char *html, const char *png, struct image *img)
+{
+	char args[1024];
+	unsigned char *p;
+	size_t len;
+
+	snprintf(args, sizeof(args),
+	         "--hide-scrollbars --window-size=1100,1400 --screenshot=%s "
+	         "file://%s",
+	         png, html);
+	assert_int_equal(run_chromium(args, NULL), 0);
+	p = (unsigned char *)slurp(png, &len);
+	png_decode(p, len, img);
+	free(p);
+	assert_int_equal(img->w, 1100);
+	assert_int_equal(img->h, 1400);
+}
+
 static void test_report_in_chromium(void **state)
 {
 	(void)state;
@@ -104,9 +270,11 @@ static void test_report_in_chromium(void **state)
 	struct analysis *a = NULL;
 	struct vg_err err = {0};
 	struct vg_buf b;
+	static const char *const bars[] = {"#b91c1c", "#ea580c", "#d97706"};
 	char html[256], png[256], dom[256], args[1024];
-	unsigned char *p;
-	size_t len;
+	char blank[256], blank_png[256];
+	struct image img;
+	double share;
 	char *s;
 	FILE *f;
 
@@ -172,19 +340,40 @@ static void test_report_in_chromium(void **state)
 	                          "nightly\"&gt;&lt;script&gt;"));
 	free(s);
 
-	/* and drawn */
-	snprintf(args, sizeof(args),
-	         "--hide-scrollbars --window-size=1100,1400 --screenshot=%s "
-	         "file://%s",
-	         png, html);
-	assert_int_equal(run_chromium(args, NULL), 0);
-	p = (unsigned char *)slurp(png, &len);
-	assert_true(len > 10000); /* not a blank page */
-	assert_memory_equal(p, "\x89PNG\r\n\x1a\n", 8);
-	assert_memory_equal(p + 12, "IHDR", 4);
-	assert_int_equal(be32(p + 16), 1100);
-	assert_int_equal(be32(p + 20), 1400);
-	free(p);
+	/* and drawn: cards, tables and charts cover much of the page's
+	 * background, and the bars of this run's severities (one critical,
+	 * one high, one medium finding: three full-height bars of about
+	 * 55 x 190 pixels) are there in their colours (the same colours in
+	 * the tables' text are a few hundred pixels at most) */
+	screenshot(html, png, &img);
+	share = drawn_share(&img, BACKGROUND);
+	print_message("drawn over the background: %.1f%%\n", share * 100);
+	if (share < 0.2)
+		fail_msg("only %.1f%% of the page differs from its background",
+		         share * 100);
+	for (size_t i = 0; i < sizeof(bars) / sizeof(bars[0]); i++) {
+		size_t n = count_colour(&img, bars[i]);
+
+		print_message("%s: %zu pixels\n", bars[i], n);
+		if (n < 5000)
+			fail_msg("%zu pixels of the %s bar, want >= 5000", n,
+			         bars[i]);
+	}
+	free(img.rgb);
+	/* the same checks fail on a page that draws nothing */
+	snprintf(blank, sizeof(blank), "%s/blank.html", dir);
+	f = fopen(blank, "wb");
+	assert_non_null(f);
+	fputs("<!DOCTYPE html><html><body style=\"margin:0;background:"
+	      BACKGROUND "\"></body></html>",
+	      f);
+	fclose(f);
+	snprintf(blank_png, sizeof(blank_png), "%s/blank.png", dir);
+	screenshot(blank, blank_png, &img);
+	assert_true(drawn_share(&img, BACKGROUND) < 0.01);
+	for (size_t i = 0; i < sizeof(bars) / sizeof(bars[0]); i++)
+		assert_int_equal(count_colour(&img, bars[i]), 0);
+	free(img.rgb);
 	if (getenv("VIGIL_KEEP_SCREENSHOT")) {
 		char cmd[600];
 
