@@ -15,6 +15,7 @@
  */
 #include "gateway.h"
 
+#include "vigil/events.h"
 #include "vigil/json.h"
 
 #include <stdio.h>
@@ -213,6 +214,23 @@ void api_ingest(struct gw_rctx *rc)
 		return;
 	}
 	vg_counter_inc(rc->g->m.ingest);
+	{
+		json_t *ev = vg_event_new("ingest.accepted", rc->tenant,
+		                          a.run_id, rc->req->request_id);
+
+		json_object_set_new(
+			ev, "batch_id",
+			json_string(vg_json_get_str(b, "batch_id", "")));
+		json_object_set_new(ev, "shard", json_integer(shard));
+		json_object_set_new(
+			ev, "final",
+			json_boolean(vg_json_get_bool(b, "final", 0)));
+		json_object_set_new(ev, "findings",
+		                    json_integer((json_int_t)json_array_size(
+					    json_object_get(b, "findings"))));
+		json_object_set_new(ev, "task_id", json_string(task_id));
+		gw_event_publish(rc, ev);
+	}
 	reply = json_pack("{s:s, s:s, s:s}", "run_id", a.run_id, "batch_id",
 	                  vg_json_get_str(b, "batch_id", ""), "task_id",
 	                  task_id);

@@ -156,8 +156,11 @@ int gw_app_start(struct gw_config *cfg, struct gw_app **out, struct vg_err *err)
 		.request_timeout_ms = cfg->request_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
 		.drain_timeout_ms = cfg->drain_timeout_ms,
+		.ws_max_queue = (size_t)cfg->events_max_queue,
+		.ws_ping_ms = cfg->events_ping_ms,
 	};
-	struct srv_ops ops = {gw_handle, gw_is_inline, gw_request_done};
+	struct srv_ops ops = {gw_handle,  gw_is_inline, gw_request_done,
+	                      gw_ws_open, gw_ws_close,  gw_ws_sent};
 	struct vg_httpd_config hc = {.addr = cfg->health_listen};
 	int rc;
 
@@ -188,6 +191,9 @@ int gw_app_start(struct gw_config *cfg, struct gw_app **out, struct vg_err *err)
 	    (rc = gw_health_start(&a->g, err)) != VG_OK ||
 	    (rc = vg_httpd_start(a->probes, err)) != VG_OK ||
 	    (rc = srv_start(a->srv, err)) != VG_OK)
+		goto fail;
+	a->g.srv = a->srv;
+	if ((rc = gw_eventsub_start(&a->g, err)) != VG_OK)
 		goto fail;
 	{
 		char port[16], hport[16];
@@ -225,6 +231,8 @@ void gw_app_stop(struct gw_app *a)
 		return;
 	atomic_store(&a->g.draining, 1);
 	vg_info("gateway stopping: finishing requests in flight");
+	/* no more events for the WebSockets, which get 1001 */
+	gw_eventsub_stop(&a->g);
 	srv_free(a->srv);
 	gw_health_stop(&a->g);
 	vg_httpd_free(a->probes);

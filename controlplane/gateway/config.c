@@ -96,6 +96,13 @@ static const struct setting settings[] = {
          "vigil", 0, 0,
          "hash tag of the task queue's Redis keys (as the "
          "worker's)"},
+	{"VIGIL_EVENTS_MAX_QUEUE", NULL, T_LONG, OFF(events_max_queue),
+         "1048576", 4096, 64 << 20,
+         "bytes of events waiting for one /v1/events client; past it the "
+         "client is closed (1008)"},
+	{"VIGIL_EVENTS_PING_INTERVAL_MS", NULL, T_INT, OFF(events_ping_ms),
+         "30000", 100, 3600000,
+         "ping interval of /v1/events; a client silent for two is closed"},
 	{"VIGIL_SCAN_JOBS_REFRESH", NULL, T_INT, OFF(scan_jobs_refresh_s), "30",
          1, 3600,
          "seconds between counts of every tenant's scan runs by state "

@@ -49,6 +49,8 @@ struct gw_config {
 	int access_log;
 	char *trusted_proxies;
 	char *queue_prefix;
+	long events_max_queue;
+	int events_ping_ms;
 	int scan_jobs_refresh_s;
 	int show_version, show_help, show_openapi;
 };
@@ -134,14 +136,17 @@ enum gw_role gw_role_parse(const char *name);
 /* ------------------------------------------------------------------ */
 
 struct gw_metrics {
-	struct vg_metric *requests;  /* http_requests_total */
-	struct vg_metric *duration;  /* http_request_duration_seconds */
-	struct vg_metric *auth;      /* vigil_auth_attempts_total */
-	struct vg_series *sessions;  /* vigil_active_sessions */
-	struct vg_series *estop;     /* vigil_emergency_stop */
-	struct vg_series *audit;     /* vigil_audit_log_entries_total */
-	struct vg_metric *scan_jobs; /* vigil_scan_jobs{state} */
-	struct vg_series *ingest;    /* vigil_ingest_batches_total */
+	struct vg_metric *requests;   /* http_requests_total */
+	struct vg_metric *duration;   /* http_request_duration_seconds */
+	struct vg_metric *auth;       /* vigil_auth_attempts_total */
+	struct vg_series *sessions;   /* vigil_active_sessions */
+	struct vg_series *estop;      /* vigil_emergency_stop */
+	struct vg_series *audit;      /* vigil_audit_log_entries_total */
+	struct vg_metric *scan_jobs;  /* vigil_scan_jobs{state} */
+	struct vg_series *ingest;     /* vigil_ingest_batches_total */
+	struct vg_series *ev_conns;   /* vigil_events_connections */
+	struct vg_series *ev_sent;    /* vigil_events_sent_total */
+	struct vg_metric *ev_dropped; /* vigil_events_dropped_total{reason} */
 };
 
 /* An address range (clientaddr.c). */
@@ -166,13 +171,16 @@ struct gw_health {
 };
 
 struct gw_taskq;
+struct gw_eventsub;
 
 struct gw {
 	struct gw_config *cfg;
 	struct gw_health health;
 	struct vg_db_pool *db; /* as vigil_app */
 	struct gw_redis *redis;
-	struct gw_taskq *taskq; /* the worker's task queue */
+	struct gw_taskq *taskq;       /* the worker's task queue */
+	struct srv *srv;              /* the API server (WebSocket fan-out) */
+	struct gw_eventsub *eventsub; /* Redis pub/sub -> WebSockets */
 	struct vg_metrics *reg;
 	struct gw_metrics m;
 	unsigned char bootstrap_hash[32];
@@ -264,9 +272,10 @@ struct gw_rctx {
 typedef void (*gw_handler)(struct gw_rctx *rc);
 
 enum gw_scope {
-	SCOPE_PLATFORM,     /* no tenant */
-	SCOPE_PATH_TENANT,  /* {tid}, the first path parameter */
-	SCOPE_QUERY_TENANT, /* ?tenant=<id>, else the platform */
+	SCOPE_PLATFORM,      /* no tenant */
+	SCOPE_PATH_TENANT,   /* {tid}, the first path parameter */
+	SCOPE_QUERY_TENANT,  /* ?tenant=<id>, else the platform */
+	SCOPE_CALLER_TENANT, /* ?tenant=<id>, else the caller's only tenant */
 };
 
 enum {
@@ -436,6 +445,7 @@ void api_reports_list(struct gw_rctx *rc);
 void api_reports_get(struct gw_rctx *rc);
 void api_reports_content(struct gw_rctx *rc);
 void api_reports_create(struct gw_rctx *rc);
+void api_events(struct gw_rctx *rc);
 
 extern const struct vg_json_field api_login_body[];
 extern const struct vg_json_field api_tenant_body[];
@@ -476,6 +486,26 @@ void gw_taskq_free(struct gw_taskq *q);
  * queue's task size. */
 int gw_taskq_enqueue(struct gw_rctx *rc, const char *type,
                      const json_t *payload, char *id, struct vg_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Live events (eventsub.c, api_events.c)                               */
+/* ------------------------------------------------------------------ */
+
+/* The subscriber thread: one Redis connection in PSUBSCRIBE on every
+ * tenant's events channel (lib/vigil/events.h), reconnecting with
+ * backoff, handing each message to the WebSockets of its tenant. Start
+ * after the server, stop before it. */
+int gw_eventsub_start(struct gw *g, struct vg_err *err);
+void gw_eventsub_stop(struct gw *g);
+/* 1 while subscribed. */
+int gw_eventsub_connected(struct gw *g);
+/* Publish `ev` (stolen) on its tenant's channel through the Redis pool;
+ * failures are logged and counted, never returned. */
+void gw_event_publish(struct gw_rctx *rc, json_t *ev);
+/* Server callbacks: the connections gauge and the close log. */
+void gw_ws_open(const struct srv_ws_info *ws, void *ud);
+void gw_ws_close(const struct srv_ws_info *ws, void *ud);
+void gw_ws_sent(unsigned long long sent, unsigned long long slow, void *ud);
 
 /* ------------------------------------------------------------------ */
 /* Lists: limit and opaque cursors (page.c)                             */

@@ -60,6 +60,29 @@ int gw_metrics_init(struct gw *g, struct vg_metrics *reg, struct vg_err *err)
 	if (!m->sessions || !m->estop || !m->audit || !m->ingest ||
 	    !m->scan_jobs)
 		return err ? err->code : VG_INTERNAL;
+	f = vg_metrics_gauge(reg, "vigil_events_connections",
+	                     "Open /v1/events WebSockets on this gateway.",
+	                     NULL, err);
+	m->ev_conns = f ? vg_metric_series(f, NULL) : NULL;
+	f = vg_metrics_counter(reg, "vigil_events_sent_total",
+	                       "Live events queued for /v1/events clients "
+	                       "(one per client).",
+	                       NULL, err);
+	m->ev_sent = f ? vg_metric_series(f, NULL) : NULL;
+	m->ev_dropped = vg_metrics_counter(
+		reg, "vigil_events_dropped_total",
+		"Live events not delivered, by reason: slow_consumer (a "
+		"client let too much wait and was closed), backlog (a loop "
+		"had no room), invalid (a malformed message, or one whose "
+		"tenant is not its channel's), publish_failed (this "
+		"gateway's own), nomem.",
+		VG_LABELS("reason"), err);
+	if (!m->ev_conns || !m->ev_sent || !m->ev_dropped)
+		return err ? err->code : VG_INTERNAL;
+	vg_metric_labels(m->ev_dropped, "slow_consumer");
+	vg_metric_labels(m->ev_dropped, "backlog");
+	vg_metric_labels(m->ev_dropped, "invalid");
+	vg_metric_labels(m->ev_dropped, "publish_failed");
 	for (size_t i = 0; gw_run_states[i]; i++)
 		vg_metric_labels(m->scan_jobs, gw_run_states[i]);
 	/* every result exists from the start, so rates work at once */

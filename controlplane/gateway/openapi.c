@@ -307,6 +307,15 @@ static json_t *parameters(const struct gw_route *r)
 		                      "platform's",
 		                      "schema", "type", "string", "format",
 		                      "uuid"));
+	if (r->scope == SCOPE_CALLER_TENANT)
+		json_array_append_new(
+			ps, json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:s}}",
+		                      "name", "tenant", "in", "query",
+		                      "required", 0, "description",
+		                      "the tenant; without it the caller's "
+		                      "only one",
+		                      "schema", "type", "string", "format",
+		                      "uuid"));
 	query_parameters(r, ps);
 	return ps;
 }
@@ -331,6 +340,13 @@ static json_t *operation(const struct gw_route *r)
 		json_pack("{s:{s:s}, s:{s:s}}", ok, "description", "success",
 	                  "default", "$ref", "#/components/responses/Error");
 	reply_schema(r, json_object_get(responses, ok));
+	if (r->ok_status == 101)
+		json_object_set_new(
+			json_object_get(responses, ok), "description",
+			json_string("switching protocols: a WebSocket (RFC "
+		                    "6455) of the tenant's live events, one "
+		                    "JSON object per text frame: {type, "
+		                    "tenant_id, run_id, ts, request_id, ...}"));
 	op = json_pack("{s:s, s:o, s:s, s:o}", "operationId", id, "parameters",
 	               parameters(r), "x-vigil-permission",
 	               gw_perm_name(r->perm), "responses", responses);

@@ -103,7 +103,9 @@ static const struct gw_route routes[] = {
 	{"GET", "/v1/tenants/{tid}/reports/{id}/content", PERM_REPORTS_READ,
          SCOPE_PATH_TENANT, NULL, api_reports_content, 0, 0, NULL},
 
-	/* next: GET /v1/events (WebSocket upgrade), events:subscribe */
+	/* a WebSocket of the tenant's live events (101 Switching Protocols) */
+	{"GET", "/v1/events", PERM_EVENTS_SUBSCRIBE, SCOPE_CALLER_TENANT, NULL,
+         api_events, 0, 101, NULL},
 	{NULL, NULL, PERM_PUBLIC, SCOPE_PLATFORM, NULL, NULL, 0, 0, NULL},
 };
 
@@ -444,6 +446,29 @@ static int scope(struct gw_rctx *rc, int nparams)
 			return -1;
 		}
 		snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s", t);
+		rc->tenant = rc->tenant_buf;
+		return 0;
+	case SCOPE_CALLER_TENANT:
+		r = vg_http_query_get(rc->req->query, strlen(rc->req->query),
+		                      "tenant", t, sizeof(t));
+		if (r == VG_OK && vg_db_is_uuid(t)) {
+			snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s",
+			         t);
+		} else if (r != VG_NOTFOUND) {
+			gw_reply_error(rc, 400, "bad_request",
+			               "tenant: want a tenant id");
+			return -1;
+		} else if (rc->who.nb == 1 && !rc->who.platform_admin) {
+			snprintf(rc->tenant_buf, sizeof(rc->tenant_buf), "%s",
+			         rc->who.b[0].tenant_id);
+		} else if (rc->who.nb > 1 || rc->who.platform_admin) {
+			gw_reply_error(rc, 400, "bad_request",
+			               "tenant: required when the caller may "
+			               "act in several tenants");
+			return -1;
+		} else {
+			return 0; /* no role anywhere: 403 */
+		}
 		rc->tenant = rc->tenant_buf;
 		return 0;
 	}

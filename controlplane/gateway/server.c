@@ -8,15 +8,22 @@
  *          requests are answered in one write)
  *   BUSY   its request is with a handler thread; the loop reads nothing
  *          (the request points into the input buffer)
+ *   WS     a WebSocket after a 101 (srv_resp_upgrade): frames from the
+ *          client are parsed as they arrive (ws.c); messages published
+ *          to its topic are appended to its output
  *
  * Queued output is written in either state; a connection to close is
  * closed once its output is written.
  *
  * A handler thread that finishes puts the connection on its loop's done
  * list and wakes the loop through an eventfd; only the loop serialises the
- * response and touches the socket.
+ * response and touches the socket. A published message goes the same way:
+ * encoded once, put on the inbox of every loop that has WebSockets, and
+ * appended by each loop to its connections of the topic.
  */
 #include "server.h"
+
+#include "ws.h"
 
 #include "vigil/json.h"
 #include "vigil/log.h"
@@ -49,8 +56,19 @@
 #define MAX_EVENTS     128
 #define SLACK_IN       4096 /* room for the start of a pipelined request */
 #define OUT_HIGH_WATER (256u << 10)
+#define WS_LINGER_MS   2000 /* wait for the client's end after a close */
 
-enum conn_state { C_READ, C_BUSY };
+enum conn_state { C_READ, C_BUSY, C_WS };
+
+/* A published message, shared by the loops it was posted to. */
+struct ws_msg {
+	struct ws_msg *next;
+	atomic_int refs;
+	uint64_t hash;
+	char topic[SRV_TOPIC_MAX + 1];
+	size_t len;
+	unsigned char data[]; /* the whole frame */
+};
 
 struct loop;
 
@@ -76,6 +94,20 @@ struct conn {
 	char peer[64];
 	struct conn *prev, *next; /* the loop's connections */
 	struct conn *qnext;       /* the work queue or a done list */
+	/* WebSocket (C_WS) */
+	char topic[SRV_TOPIC_MAX + 1];
+	uint64_t topic_hash;
+	char ws_rid[SRV_REQUEST_ID_MAX + 1];
+	int ws_closing; /* our close frame is queued */
+	int ws_code;    /* the close code sent or received */
+	const char *ws_why;
+	int ws_frag;   /* inside a fragmented data message */
+	int lingering; /* written our close; waiting for the peer's end */
+	int ws_dirty;  /* on the fan-out's list */
+	int64_t ws_heard, ws_next_ping;
+	double ws_since;
+	unsigned long long ws_sent;
+	struct conn *dnext;
 };
 
 struct loop {
@@ -86,8 +118,11 @@ struct loop {
 	int started;
 	struct conn *conns;
 	int nconns;
-	pthread_mutex_t mu; /* guards done */
+	pthread_mutex_t mu; /* guards done and the inbox */
 	struct conn *done;
+	struct ws_msg *inbox, *inbox_tail;
+	int inbox_n;
+	atomic_int nws; /* WebSockets on this loop */
 	char date[64];
 	time_t date_at;
 };
@@ -110,6 +145,7 @@ struct srv {
 	pthread_cond_t qcond;
 	struct conn *qhead, *qtail;
 	int qstop;
+	atomic_ullong ws_sent, ws_dropped_slow, ws_dropped_backlog;
 };
 
 /* ------------------------------------------------------------------ */
@@ -180,6 +216,21 @@ void srv_resp_header(struct srv_resp *resp, const char *name, const char *value)
 	if (strpbrk(value, "\r\n"))
 		return;
 	vg_buf_appendf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+void srv_resp_upgrade(struct srv_resp *resp, const char *topic,
+                      const char *accept)
+{
+	size_t n = strlen(topic);
+
+	if (n == 0 || n > SRV_TOPIC_MAX)
+		return;
+	resp->status = 101;
+	vg_buf_reset(&resp->body);
+	memcpy(resp->ws_topic, topic, n + 1);
+	srv_resp_header(resp, "Upgrade", "websocket");
+	srv_resp_header(resp, "Connection", "Upgrade");
+	srv_resp_header(resp, "Sec-WebSocket-Accept", accept);
 }
 
 int srv_req_header(const struct srv_req *req, const char *name, char *out,
@@ -285,15 +336,33 @@ static void req_reset(struct conn *c)
 
 /* The response of the current request is ready: queue it, report it, and
  * drop the request's bytes from the input. */
+static void ws_start(struct conn *c);
+
 static void finish_request(struct conn *c, size_t consumed)
 {
 	struct srv *s = c->lp->s;
+	int upgrade;
 
 	if (atomic_load(&s->stopping))
 		c->close_after = 1;
+	if (c->resp.status == 101 && (c->close_after || !c->resp.ws_topic[0])) {
+		/* no new WebSocket on a server that is stopping */
+		c->resp.ws_topic[0] = '\0';
+		vg_buf_reset(&c->resp.headers);
+		srv_resp_header(&c->resp, "Retry-After", "1");
+		srv_resp_error(&c->resp, 503, "unavailable",
+		               "the server is shutting down",
+		               c->req.request_id);
+	}
+	upgrade = c->resp.status == 101;
+	if (upgrade) {
+		memcpy(c->topic, c->resp.ws_topic, sizeof(c->topic));
+		memcpy(c->ws_rid, c->req.request_id, sizeof(c->ws_rid));
+	}
 	queue_response(c);
 	if (s->ops.done)
-		s->ops.done(&c->req, &c->resp, vg_mono_s() - c->req.started, s->ud);
+		s->ops.done(&c->req, &c->resp, vg_mono_s() - c->req.started,
+		            s->ud);
 	/* consumed lazily: a memmove per pipelined request would make a
 	 * buffer full of tiny requests quadratic */
 	c->in_off += consumed;
@@ -305,6 +374,8 @@ static void finish_request(struct conn *c, size_t consumed)
 	c->started = 0;
 	c->continue_sent = 0;
 	c->state = C_READ;
+	if (upgrade)
+		ws_start(c);
 }
 
 static void reply_error(struct conn *c, int status, const char *msg)
@@ -381,6 +452,21 @@ static void conn_close(struct conn *c)
 {
 	struct loop *lp = c->lp;
 
+	if (c->state == C_WS) {
+		struct srv_ws_info info = {
+			.topic = c->topic,
+			.request_id = c->ws_rid,
+			.peer = c->peer,
+			.code = c->ws_code,
+			.why = c->ws_why,
+			.seconds = vg_mono_s() - c->ws_since,
+			.sent = c->ws_sent,
+		};
+
+		atomic_fetch_sub(&lp->nws, 1);
+		if (lp->s->ops.ws_close)
+			lp->s->ops.ws_close(&info, lp->s->ud);
+	}
 	epoll_ctl(lp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->ssl) {
 		/* close_notify, best effort: the socket is non-blocking */
@@ -401,6 +487,319 @@ static void conn_close(struct conn *c)
 	vg_buf_cleanup(&c->in);
 	vg_buf_cleanup(&c->out);
 	free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* WebSockets                                                           */
+/* ------------------------------------------------------------------ */
+
+static uint64_t topic_hash(const char *t)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *t; t++)
+		h = (h ^ (unsigned char)*t) * 1099511628211ull;
+	return h;
+}
+
+static void ws_start(struct conn *c)
+{
+	struct srv *s = c->lp->s;
+	int64_t now = vg_mono_ms();
+	struct srv_ws_info info = {.topic = c->topic,
+	                           .request_id = c->ws_rid,
+	                           .peer = c->peer,
+	                           .why = "open"};
+
+	c->state = C_WS;
+	c->topic_hash = topic_hash(c->topic);
+	c->ws_code = WS_CLOSE_ABNORMAL;
+	c->ws_why = "gone";
+	c->ws_heard = now;
+	c->ws_next_ping = now + s->cfg.ws_ping_ms;
+	c->ws_since = vg_mono_s();
+	c->deadline = 0;
+	atomic_fetch_add(&c->lp->nws, 1);
+	if (s->ops.ws_open)
+		s->ops.ws_open(&info, s->ud);
+}
+
+/* Drop what the peer has already been sent when that is most of the
+ * buffer, so a client that keeps up only partly cannot grow it. */
+static void out_compact(struct conn *c)
+{
+	if (c->out_off == 0 || c->out_off < c->out.len / 2)
+		return;
+	memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+	c->out.len -= c->out_off;
+	c->out_off = 0;
+}
+
+static void ws_control(struct conn *c, int op, const unsigned char *p, size_t n)
+{
+	unsigned char h[WS_HEADER_MAX];
+	size_t hl = ws_header(h, op, n);
+
+	out_compact(c);
+	if (vg_buf_append(&c->out, h, hl) || vg_buf_append(&c->out, p, n))
+		c->close_after = 2;
+}
+
+static void ws_queue_close(struct conn *c, int code, const char *reason,
+                           const char *why)
+{
+	unsigned char f[WS_CONTROL_MAX + 2];
+
+	if (c->ws_closing)
+		return;
+	c->ws_closing = 1;
+	c->ws_code = code;
+	c->ws_why = why;
+	out_compact(c);
+	if (vg_buf_append(&c->out, f, ws_close_frame(f, code, reason)))
+		c->close_after = 2;
+	else if (!c->close_after)
+		c->close_after = 1;
+}
+
+static int close_code_valid(int code)
+{
+	return (code >= 1000 && code <= 1003) ||
+	       (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+}
+
+/* Frames from the client: control frames answered, data ignored. */
+static void ws_process(struct conn *c, int64_t now)
+{
+	struct srv *s = c->lp->s;
+
+	while (!c->ws_closing) {
+		unsigned char *p = (unsigned char *)c->in.data + c->in_off;
+		size_t avail = c->in.len - c->in_off;
+		struct ws_frame f;
+		unsigned char *pl;
+		int r = ws_parse(p, avail, s->cfg.ws_max_frame, &f);
+
+		if (r == 0)
+			return;
+		if (r != 1) {
+			ws_queue_close(c, r,
+			               r == WS_CLOSE_TOO_BIG ? "frame too large"
+			                                     : "protocol error",
+			               r == WS_CLOSE_TOO_BIG ? "too_big"
+			                                     : "protocol");
+			break;
+		}
+		if (avail - f.head < f.len)
+			return; /* the rest of the payload */
+		pl = p + f.head;
+		ws_unmask(pl, (size_t)f.len, f.mask, 0);
+		c->ws_heard = now;
+		switch (f.opcode) {
+		case WS_OP_PING:
+			ws_control(c, WS_OP_PONG, pl, (size_t)f.len);
+			break;
+		case WS_OP_PONG:
+			break;
+		case WS_OP_CLOSE: {
+			int code = f.len >= 2 ? pl[0] << 8 | pl[1]
+			                      : WS_CLOSE_NO_STATUS;
+
+			if (f.len == 1 ||
+			    (f.len >= 2 && !close_code_valid(code))) {
+				ws_queue_close(c, WS_CLOSE_PROTOCOL,
+				               "bad close frame", "protocol");
+				break;
+			}
+			/* echo the code, as RFC 6455 5.5.1 asks */
+			ws_queue_close(c,
+			               code == WS_CLOSE_NO_STATUS
+			                       ? WS_CLOSE_NORMAL
+			                       : code,
+			               "", "client");
+			c->ws_code = code;
+			break;
+		}
+		case WS_OP_CONT:
+			if (!c->ws_frag) {
+				ws_queue_close(c, WS_CLOSE_PROTOCOL,
+				               "continuation without a message",
+				               "protocol");
+				break;
+			}
+			c->ws_frag = !f.fin;
+			break;
+		default: /* text, binary: nothing is read from clients */
+			if (c->ws_frag) {
+				ws_queue_close(c, WS_CLOSE_PROTOCOL,
+				               "message inside a message",
+				               "protocol");
+				break;
+			}
+			c->ws_frag = !f.fin;
+			break;
+		}
+		c->in_off += f.head + (size_t)f.len;
+	}
+	/* closing: whatever else comes is discarded */
+	c->in_off = c->in.len;
+}
+
+static int serve(struct conn *c, int64_t now);
+
+static void msg_unref(struct ws_msg *m)
+{
+	if (atomic_fetch_sub(&m->refs, 1) == 1)
+		free(m);
+}
+
+/* Published messages for this loop's WebSockets. */
+static void ws_fanout(struct loop *lp, struct ws_msg *m, int64_t now)
+{
+	struct srv *s = lp->s;
+	struct conn *dirty = NULL, *c;
+	unsigned long long sent = 0, slow = 0;
+
+	while (m) {
+		struct ws_msg *next = m->next;
+
+		for (c = lp->conns; c; c = c->next) {
+			if (c->state != C_WS || c->ws_closing ||
+			    c->topic_hash != m->hash ||
+			    strcmp(c->topic, m->topic) != 0)
+				continue;
+			if (c->out.len - c->out_off + m->len >
+			    s->cfg.ws_max_queue) {
+				slow++;
+				ws_queue_close(c, WS_CLOSE_POLICY,
+				               "too slow: events were dropped",
+				               "slow_consumer");
+			} else {
+				out_compact(c);
+				if (vg_buf_append(&c->out, m->data, m->len)) {
+					c->close_after = 2;
+				} else {
+					c->ws_sent++;
+					sent++;
+				}
+			}
+			if (!c->ws_dirty) {
+				c->ws_dirty = 1;
+				c->dnext = dirty;
+				dirty = c;
+			}
+		}
+		msg_unref(m);
+		m = next;
+	}
+	atomic_fetch_add(&s->ws_sent, sent);
+	atomic_fetch_add(&s->ws_dropped_slow, slow);
+	if (s->ops.ws_sent && (sent || slow))
+		s->ops.ws_sent(sent, slow, s->ud);
+	while ((c = dirty)) {
+		dirty = c->dnext;
+		c->ws_dirty = 0;
+		if (serve(c, now))
+			conn_close(c);
+	}
+}
+
+/* Pings, dead clients, shutdown; 1 when the connection was closed. */
+static int ws_sweep(struct conn *c, int64_t now, int stopping)
+{
+	struct srv *s = c->lp->s;
+
+	if (c->deadline && now >= c->deadline) {
+		if (!c->ws_closing)
+			c->ws_why = "timeout";
+		conn_close(c); /* output stalled, or lingered enough */
+		return 1;
+	}
+	if (c->ws_closing)
+		return 0;
+	if (stopping) {
+		ws_queue_close(c, WS_CLOSE_GOING_AWAY, "server shutting down",
+		               "shutdown");
+	} else if (now - c->ws_heard > 2 * (int64_t)s->cfg.ws_ping_ms) {
+		c->ws_why = "timeout";
+		conn_close(c);
+		return 1;
+	} else if (now >= c->ws_next_ping) {
+		ws_control(c, WS_OP_PING, NULL, 0);
+		c->ws_next_ping = now + s->cfg.ws_ping_ms;
+	} else {
+		return 0;
+	}
+	if (serve(c, now)) {
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+int srv_ws_publish(struct srv *s, const char *topic, const char *text,
+                   size_t len)
+{
+	size_t tl = strlen(topic);
+	struct ws_msg *m;
+	int targets = 0, dropped = 0;
+
+	if (!s->started || tl == 0 || tl > SRV_TOPIC_MAX)
+		return -1;
+	for (int i = 0; i < s->nloops; i++)
+		targets += atomic_load(&s->loops[i].nws) > 0;
+	if (!targets)
+		return 0;
+	m = malloc(sizeof(*m) + WS_HEADER_MAX + len);
+	if (!m)
+		return -1;
+	m->len = ws_header(m->data, WS_OP_TEXT, len);
+	memcpy(m->data + m->len, text, len);
+	m->len += len;
+	memcpy(m->topic, topic, tl + 1);
+	m->hash = topic_hash(topic);
+	atomic_init(&m->refs, targets);
+	for (int i = 0; i < s->nloops && targets; i++) {
+		struct loop *lp = &s->loops[i];
+		uint64_t one = 1;
+		int full;
+
+		if (atomic_load(&lp->nws) == 0)
+			continue;
+		targets--;
+		pthread_mutex_lock(&lp->mu);
+		full = lp->inbox_n >= s->cfg.ws_backlog;
+		if (!full) {
+			m->next = NULL;
+			if (lp->inbox_tail)
+				lp->inbox_tail->next = m;
+			else
+				lp->inbox = m;
+			lp->inbox_tail = m;
+			lp->inbox_n++;
+		}
+		pthread_mutex_unlock(&lp->mu);
+		if (full) {
+			atomic_fetch_add(&s->ws_dropped_backlog, 1);
+			dropped++;
+			msg_unref(m);
+			continue;
+		}
+		if (write(lp->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			vg_warn("server: eventfd write failed", "err",
+			        strerror(errno));
+	}
+	/* loops whose last WebSocket closed meanwhile */
+	while (targets--)
+		msg_unref(m);
+	return dropped;
+}
+
+void srv_ws_stats(struct srv *s, struct srv_ws_stats *out)
+{
+	out->sent = atomic_load(&s->ws_sent);
+	out->dropped_slow = atomic_load(&s->ws_dropped_slow);
+	out->dropped_backlog = atomic_load(&s->ws_dropped_backlog);
 }
 
 /* Build c->req from the parsed head; 0, or an HTTP status to refuse. */
@@ -426,6 +825,10 @@ static void process(struct conn *c, int64_t now)
 {
 	struct srv *s = c->lp->s;
 
+	if (c->state == C_WS) {
+		ws_process(c, now);
+		return;
+	}
 	while (c->state == C_READ && !c->close_after) {
 		size_t need, avail = c->in.len - c->in_off;
 		int rc, refuse;
@@ -546,7 +949,10 @@ static ssize_t io_write(struct conn *c, const void *buf, size_t n)
 static int conn_read(struct conn *c)
 {
 	size_t max_in =
-		c->lp->s->cfg.max_header + c->lp->s->cfg.max_body + SLACK_IN;
+		c->state == C_WS
+			? c->lp->s->cfg.ws_max_frame + WS_HEADER_MAX + SLACK_IN
+			: c->lp->s->cfg.max_header + c->lp->s->cfg.max_body +
+				  SLACK_IN;
 
 	c->read_pending = 0;
 	if (c->in_off) {
@@ -622,13 +1028,30 @@ static int serve(struct conn *c, int64_t now)
 				return -1;
 			if (c->out.len) {
 				/* the peer is not reading: bound the wait */
-				c->deadline =
-					now + c->lp->s->cfg.request_timeout_ms;
+				if (c->state != C_WS || !c->deadline)
+					c->deadline =
+						now +
+						c->lp->s->cfg
+							.request_timeout_ms;
 				return 0;
 			}
+			if (c->state == C_WS && !c->lingering)
+				c->deadline = 0;
 		}
 		if (c->close_after && c->state == C_READ)
 			return -1;
+		if (c->close_after && c->state == C_WS) {
+			/* our close frame is out: half-close and read until
+			 * the client closes too, so that what it still sends
+			 * does not turn our close into a reset */
+			if (c->ssl || c->peer_gone || c->close_after == 2)
+				return -1;
+			if (!c->lingering) {
+				shutdown(c->fd, SHUT_WR);
+				c->lingering = 1;
+				c->deadline = now + WS_LINGER_MS;
+			}
+		}
 		if (c->state == C_BUSY)
 			return 0;
 		if (c->read_pending && conn_read(c))
@@ -637,7 +1060,7 @@ static int serve(struct conn *c, int64_t now)
 		process(c, now);
 		if (c->out.len > queued)
 			continue;
-		if (c->state == C_READ && c->peer_gone)
+		if (c->peer_gone)
 			return -1;
 		return 0;
 	}
@@ -776,6 +1199,7 @@ static void accept_all(struct loop *lp, int64_t now)
 static void drain_done(struct loop *lp, int64_t now)
 {
 	struct conn *c;
+	struct ws_msg *msgs;
 	uint64_t v;
 
 	if (read(lp->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -783,7 +1207,12 @@ static void drain_done(struct loop *lp, int64_t now)
 	pthread_mutex_lock(&lp->mu);
 	c = lp->done;
 	lp->done = NULL;
+	msgs = lp->inbox;
+	lp->inbox = lp->inbox_tail = NULL;
+	lp->inbox_n = 0;
 	pthread_mutex_unlock(&lp->mu);
+	if (msgs)
+		ws_fanout(lp, msgs, now);
 	while (c) {
 		struct conn *next = c->qnext;
 
@@ -803,6 +1232,10 @@ static void sweep(struct loop *lp, int64_t now)
 		next = c->next;
 		if (c->state == C_BUSY)
 			continue;
+		if (c->state == C_WS) {
+			ws_sweep(c, now, stopping);
+			continue;
+		}
 		if (stopping && c->state == C_READ && c->in.len == c->in_off) {
 			conn_close(c); /* idle keep-alive connection */
 			continue;
@@ -989,6 +1422,16 @@ int srv_new(const struct srv_config *cfg, const struct srv_ops *ops, void *ud,
 		s->cfg.idle_timeout_ms = 60000;
 	if (s->cfg.drain_timeout_ms <= 0)
 		s->cfg.drain_timeout_ms = 20000;
+	if (!s->cfg.ws_max_frame)
+		s->cfg.ws_max_frame = 64 << 10;
+	if (s->cfg.ws_max_frame > s->cfg.max_body)
+		s->cfg.ws_max_frame = s->cfg.max_body;
+	if (!s->cfg.ws_max_queue)
+		s->cfg.ws_max_queue = 1 << 20;
+	if (s->cfg.ws_ping_ms <= 0)
+		s->cfg.ws_ping_ms = 30000;
+	if (s->cfg.ws_backlog <= 0)
+		s->cfg.ws_backlog = 8192;
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	if ((rc = bind_listen(s, err)) != VG_OK) {
@@ -1096,6 +1539,12 @@ void srv_free(struct srv *s)
 
 		while (lp->conns)
 			conn_close(lp->conns);
+		while (lp->inbox) {
+			struct ws_msg *m = lp->inbox;
+
+			lp->inbox = m->next;
+			msg_unref(m);
+		}
 		if (lp->epfd >= 0)
 			close(lp->epfd);
 		if (lp->evfd >= 0)

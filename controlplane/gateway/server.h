@@ -24,6 +24,7 @@
 #include "vigil/http_parse.h"
 
 #define SRV_REQUEST_ID_MAX 64
+#define SRV_TOPIC_MAX      64
 
 struct srv_config {
 	const char *addr;       /* "host:port", port 0 picks one */
@@ -39,6 +40,15 @@ struct srv_config {
 	/* an OpenSSL SSL_CTX to serve TLS with (borrowed; outlives the
 	 * server), or NULL for plain HTTP */
 	void *tls_ctx;
+	/* WebSockets */
+	size_t ws_max_frame; /* client frame payload (1009 past it);
+	                        default 64 KiB, at most max_body */
+	size_t ws_max_queue; /* bytes waiting for one client; past it the
+	                        client is closed (1008); default 1 MiB */
+	int ws_ping_ms;      /* ping interval; a client silent for two is
+	                        dropped; default 30000 */
+	int ws_backlog;      /* published messages waiting for one loop;
+	                        past it they are dropped; default 8192 */
 };
 
 /* One request, valid for the handler call. */
@@ -59,8 +69,21 @@ struct srv_resp {
 	int status;
 	const char *content_type; /* static */
 	struct vg_buf body;
-	struct vg_buf headers; /* extra "Name: value\r\n" lines */
-	const char *route;     /* route label for metrics; static */
+	struct vg_buf headers;            /* extra "Name: value\r\n" lines */
+	const char *route;                /* route label for metrics; static */
+	char ws_topic[SRV_TOPIC_MAX + 1]; /* srv_resp_upgrade; "" none */
+};
+
+/* A WebSocket as the open and close callbacks see it. */
+struct srv_ws_info {
+	const char *topic;
+	const char *request_id; /* of the handshake */
+	const char *peer;
+	int code;        /* close code sent or received; 1006: none */
+	const char *why; /* "client", "slow_consumer", "protocol", "too_big",
+	                    "timeout", "shutdown", "gone", "open" */
+	double seconds;  /* since the handshake */
+	unsigned long long sent; /* messages queued for it */
 };
 
 struct srv_ops {
@@ -73,6 +96,14 @@ struct srv_ops {
 	 * parse. */
 	void (*done)(const struct srv_req *req, const struct srv_resp *resp,
 	             double seconds, void *ud);
+	/* A connection became a WebSocket / a WebSocket closed; on the
+	 * loop thread, NULL allowed. */
+	void (*ws_open)(const struct srv_ws_info *ws, void *ud);
+	void (*ws_close)(const struct srv_ws_info *ws, void *ud);
+	/* After a loop handed out published messages: how many it queued
+	 * for clients, and how many clients it closed as too slow. */
+	void (*ws_sent)(unsigned long long sent, unsigned long long slow,
+	                void *ud);
 };
 
 struct srv;
@@ -97,6 +128,32 @@ void srv_resp_error(struct srv_resp *resp, int status, const char *code,
 /* Append an extra response header. */
 void srv_resp_header(struct srv_resp *resp, const char *name,
                      const char *value);
+
+/*
+ * Answer 101 Switching Protocols with Sec-WebSocket-Accept `accept`:
+ * once the response is written the connection is a WebSocket that
+ * receives what srv_ws_publish sends to `topic` (1..SRV_TOPIC_MAX bytes).
+ * It answers pings, sends a ping every ws_ping_ms, completes the close
+ * handshake, fails bad frames (1002, 1009) and closes a client that lets
+ * more than ws_max_queue bytes wait (1008). While the server shuts down
+ * it answers 503 instead.
+ */
+void srv_resp_upgrade(struct srv_resp *resp, const char *topic,
+                      const char *accept);
+
+/* Queue `text` as one text frame for every WebSocket of `topic`; any
+ * thread. The number of loops that had no room for it (ws_backlog) and
+ * dropped it, or -1 (out of memory, bad topic, not started). */
+int srv_ws_publish(struct srv *s, const char *topic, const char *text,
+                   size_t len);
+
+struct srv_ws_stats {
+	unsigned long long sent;         /* messages queued for clients */
+	unsigned long long dropped_slow; /* clients closed as too slow */
+	unsigned long long
+		dropped_backlog; /* messages a loop had no room for */
+};
+void srv_ws_stats(struct srv *s, struct srv_ws_stats *out);
 
 /* 1 when `id` is acceptable as a client-supplied X-Request-ID. */
 int srv_request_id_valid(const char *id, size_t len);

@@ -46,6 +46,7 @@ static const struct {
 	{"POST /v1/tenants/{tid}/reports", "ANVP"},
 	{"GET /v1/tenants/{tid}/reports/{id}", "ANVP"},
 	{"GET /v1/tenants/{tid}/reports/{id}/content", "ANVP"},
+	{"GET /v1/events", "ANVP"},
 };
 
 static const char role_letter[ROLE_COUNT] = {
@@ -150,8 +151,9 @@ static void fill(const char *pattern, const char *t, char *out, size_t size)
 		}
 	}
 	out[o] = '\0';
-	/* the audit routes name their tenant in the query */
-	if (strncmp(pattern, "/v1/audit", 9) == 0)
+	/* the audit and events routes name their tenant in the query */
+	if (strncmp(pattern, "/v1/audit", 9) == 0 ||
+	    strcmp(pattern, "/v1/events") == 0)
 		snprintf(out + o, size - o, "?tenant=%s", t);
 }
 

@@ -70,7 +70,8 @@ static struct srv *start(int max_conns)
 		.idle_timeout_ms = 1500,
 		.drain_timeout_ms = 3000,
 	};
-	struct srv_ops ops = {handle, is_inline, done};
+	struct srv_ops ops = {
+		.handle = handle, .is_inline = is_inline, .done = done};
 	struct srv *s = NULL;
 	struct vg_err err = {0};
 
