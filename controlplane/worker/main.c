@@ -1,7 +1,9 @@
 /* vigil-worker: processes tasks from the Redis queue (ingest, finalize,
- * report), and manages dead letters (`vigil-worker dlq ...`).
+ * report, archive), manages dead letters (`vigil-worker dlq ...`) and
+ * archived runs (`vigil-worker archive ...`).
  * Configuration, wiring, the signal loop; the work is in worker.c and
  * tasks.c. */
+#include "archive.h"
 #include "dlq.h"
 #include "options.h"
 #include "worker.h"
@@ -31,6 +33,16 @@ static void queue_opts(const struct options *o, struct vg_queue_opts *q)
 	};
 }
 
+static void archive_setup(const struct options *o)
+{
+	struct archive_config ac = {.cold_dir = o->cold_dir,
+	                            .retention_s = o->archive_retention_s,
+	                            .sweep_limit = o->archive_sweep_limit,
+	                            .zstd_level = o->archive_zstd_level};
+
+	archive_configure(&ac);
+}
+
 static int ready(void *data, struct vg_buf *reason)
 {
 	if (worker_ready(data))
@@ -57,6 +69,33 @@ static int run_dlq(const struct options *o)
 	return rc;
 }
 
+static int run_archive(const struct options *o)
+{
+	struct vg_db_opts dbo = {.max_conns = 1};
+	struct vg_db_pool *db = NULL;
+	struct vg_queue_opts qo;
+	struct vg_queue *q = NULL;
+	struct vg_err err = {0};
+	char *conninfo = options_conninfo(o);
+	int rc = 1;
+
+	archive_setup(o);
+	queue_opts(o, &qo);
+	dbo.conninfo = conninfo;
+	if (!conninfo || vg_db_pool_new(&dbo, &db, &err) != VG_OK ||
+	    vg_queue_new(&qo, &q, &err) != VG_OK)
+		fprintf(stderr, "vigil-worker: %s\n", err.msg);
+	else
+		rc = archive_main(db, q, o->nargs - 1, o->args + 1, stdout,
+		                  stderr);
+	vg_queue_free(q);
+	vg_db_pool_free(db);
+	if (conninfo)
+		explicit_bzero(conninfo, strlen(conninfo));
+	free(conninfo);
+	return rc;
+}
+
 static int run_worker(const struct options *o)
 {
 	struct worker_config wc = {.concurrency = o->concurrency,
@@ -64,6 +103,7 @@ static int run_worker(const struct options *o)
 	struct vg_db_opts dbo = {.max_conns = o->concurrency + 2};
 	struct vg_db_pool *db = NULL;
 	struct worker *w = NULL;
+	struct archive_ticker *ticker = NULL;
 	struct vg_httpd *h = NULL;
 	struct vg_err err = {0};
 	char addr[64], port[16], *conninfo = options_conninfo(o);
@@ -82,6 +122,7 @@ static int run_worker(const struct options *o)
 		goto fail;
 	queue_opts(o, &wc.queue);
 	wc.db = db;
+	archive_setup(o);
 	if (worker_new(&wc, &w, &err) != VG_OK)
 		goto fail;
 	struct vg_httpd_config hc = {
@@ -89,6 +130,10 @@ static int run_worker(const struct options *o)
 	if (vg_httpd_new(&hc, &h, &err) != VG_OK)
 		goto fail;
 	vg_httpd_set_ready_fn(h, ready, w);
+	if (o->archive_interval_s > 0 &&
+	    archive_ticker_start(db, &wc.queue, o->archive_interval_s, &ticker,
+	                         &err) != VG_OK)
+		goto fail;
 	if (vg_httpd_start(h, &err) != VG_OK || worker_start(w, &err) != VG_OK)
 		goto fail;
 	snprintf(port, sizeof(port), "%d", vg_httpd_port(h));
@@ -101,6 +146,8 @@ static int run_worker(const struct options *o)
 		if (sigwait(&sigs, &sig) != 0)
 			sig = 0;
 	vg_info("draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	archive_ticker_stop(ticker);
+	ticker = NULL;
 	worker_stop(w);
 	if (worker_wait(w, o->shutdown_ms) != VG_OK) {
 		char n[16];
@@ -117,6 +164,7 @@ static int run_worker(const struct options *o)
 fail:
 	vg_error("cannot start", "err", err.msg);
 out:
+	archive_ticker_stop(ticker);
 	vg_httpd_free(h);
 	worker_free(w);
 	vg_db_pool_free(db);
@@ -131,6 +179,7 @@ static const struct {
 	int (*run)(const struct options *o);
 } commands[] = {
 	{"dlq", run_dlq},
+	{"archive", run_archive},
 };
 
 int main(int argc, char **argv)

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_type { OPT_STR, OPT_INT, OPT_DURATION, OPT_BOOL };
+/* OPT_SECONDS: a duration kept in seconds (long long), for periods too
+ * long for OPT_DURATION's int milliseconds; its min/max are seconds */
+enum opt_type { OPT_STR, OPT_INT, OPT_DURATION, OPT_SECONDS, OPT_BOOL };
 
 struct opt {
 	const char *flag; /* without "--"; NULL: environment only */
@@ -63,6 +65,20 @@ static const struct opt opts[] = {
 	{"shutdown-timeout", "VIGIL_WORKER_SHUTDOWN_TIMEOUT", OPT_DURATION,
          OFF(shutdown_ms), "25s", 0, 3600000,
          "on SIGTERM, how long tasks in flight may take to finish"},
+	{"cold-storage-dir", "VIGIL_COLD_STORAGE_DIR", OPT_STR, OFF(cold_dir),
+         "/var/lib/vigil/cold", 0, 0,
+         "root directory of archived scan results"},
+	{"archive-retention", "VIGIL_ARCHIVE_RETENTION", OPT_SECONDS,
+         OFF(archive_retention_s), "90d", 1, 36500LL * 86400,
+         "finished runs older than this are archived"},
+	{"archive-interval", "VIGIL_ARCHIVE_INTERVAL", OPT_SECONDS,
+         OFF(archive_interval_s), "1h", 0, 366LL * 86400,
+         "one archive sweep per interval across all workers (0: none)"},
+	{"archive-sweep-limit", "VIGIL_ARCHIVE_SWEEP_LIMIT", OPT_INT,
+         OFF(archive_sweep_limit), "500", 1, 10000,
+         "runs one archive sweep enqueues"},
+	{"archive-zstd-level", "VIGIL_ARCHIVE_ZSTD_LEVEL", OPT_INT,
+         OFF(archive_zstd_level), "3", 1, 19, "zstd level of archives"},
 	{"version", NULL, OPT_BOOL, OFF(show_version), "false", 0, 0,
          "print the version and exit"},
 	{"help", NULL, OPT_BOOL, OFF(show_help), "false", 0, 0,
@@ -74,7 +90,8 @@ static const struct opt opts[] = {
 static const struct {
 	const char *suffix;
 	long long ms;
-} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
+} units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+             {"h", 3600000}, {"d", 86400000}, {"", 1000}};
 
 static int parse_duration(const char *v, long long *ms)
 {
@@ -138,6 +155,15 @@ static int set_value(struct options *o, const struct opt *d, const char *v,
 			                  "%lldms]",
 			                  source, v ? v : "", d->min, d->max);
 		*(int *)(void *)base = (int)x;
+		return VG_OK;
+	case OPT_SECONDS:
+		if (!v || parse_duration(v, &x) < 0 || x / 1000 < d->min ||
+		    x / 1000 > d->max || (x && x < 1000))
+			return vg_err_set(err, VG_INVAL,
+			                  "%s: \"%s\" is not a duration (such "
+			                  "as 90d, 12h, 30m) in [%llds, %llds]",
+			                  source, v ? v : "", d->min, d->max);
+		*(long long *)(void *)base = x / 1000;
 		return VG_OK;
 	}
 	return VG_INVAL;
@@ -214,9 +240,12 @@ void options_usage(const char *prog, FILE *fp)
 	        "usage: %s [flags]                 process tasks\n"
 	        "       %s [flags] dlq list [--type T] [--limit N]\n"
 	        "       %s [flags] dlq replay (ID... | --all [--type T])\n"
-	        "       %s [flags] dlq purge (ID... | --all [--type T])\n\n"
+	        "       %s [flags] dlq purge (ID... | --all [--type T])\n"
+	        "       %s [flags] archive run TENANT_ID RUN_ID\n"
+	        "       %s [flags] archive restore RUN_ID\n"
+	        "       %s [flags] archive sweep\n\n"
 	        "flags (and environment):\n",
-	        prog, prog, prog, prog);
+	        prog, prog, prog, prog, prog, prog, prog);
 	for (size_t i = 0; i < NOPTS; i++) {
 		char name[40];
 

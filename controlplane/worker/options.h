@@ -1,6 +1,7 @@
 /* options.h - vigil-worker's configuration: the operator's environment
- * contract (VIGIL_REDIS_*, VIGIL_DB_*, VIGIL_LOG_LEVEL, VIGIL_HEALTH_PORT)
- * and flags, from one table. */
+ * contract (VIGIL_REDIS_*, VIGIL_DB_*, VIGIL_LOG_LEVEL, VIGIL_HEALTH_PORT),
+ * the archive's settings (VIGIL_ARCHIVE_*, VIGIL_COLD_STORAGE_DIR) and
+ * flags, from one table. */
 #ifndef WORKER_OPTIONS_H
 #define WORKER_OPTIONS_H
 
@@ -30,6 +31,12 @@ struct options {
 	int prefetch;
 	int visibility_ms;
 	int shutdown_ms;
+
+	char *cold_dir;                /* archive objects' root */
+	long long archive_retention_s; /* archived once finished this long */
+	long long archive_interval_s;  /* between sweeps; 0: none */
+	int archive_sweep_limit;
+	int archive_zstd_level;
 
 	int show_version, show_help;
 

@@ -2,6 +2,7 @@
  * finalize a scan run, record its pending report, and a no-op for
  * benchmarks and smoke tests. Every handler is idempotent. */
 #include "tasks.h"
+#include "archive.h"
 
 #include "vigil/buf.h"
 #include "vigil/events.h"
@@ -534,6 +535,7 @@ static const struct task_def defs[] = {
 	{{"finalize", 12, 5000, 600000}, task_finalize},
 	{{"report", 8, 2000, 300000}, task_report},
 	{{"noop", 3, 100, 1000}, task_noop},
+	{{"archive", 6, 10000, 600000}, archive_task},
 };
 
 const struct task_def *task_defs(size_t *n)
