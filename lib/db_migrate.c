@@ -45,6 +45,7 @@ VG_DB_EMBED(vg_db_sql_0009, MIGRATIONS_DIR "0009_gateway_scans.sql");
 VG_DB_EMBED(vg_db_sql_0010, MIGRATIONS_DIR "0010_agent_keys.sql");
 VG_DB_EMBED(vg_db_sql_0011, MIGRATIONS_DIR "0011_run_summary.sql");
 VG_DB_EMBED(vg_db_sql_0012, MIGRATIONS_DIR "0012_archive.sql");
+VG_DB_EMBED(vg_db_sql_0013, MIGRATIONS_DIR "0013_report_encoding.sql");
 
 static const struct vg_db_migration migrations[] = {
 	{ 1, "0001_roles", vg_db_sql_0001 },
@@ -59,6 +60,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 10, "0010_agent_keys", vg_db_sql_0010 },
 	{ 11, "0011_run_summary", vg_db_sql_0011 },
 	{ 12, "0012_archive", vg_db_sql_0012 },
+	{ 13, "0013_report_encoding", vg_db_sql_0013 },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -86,11 +86,13 @@ static int run_generate(const struct options *o, struct vg_strmap *crit)
 	}
 	printf("{\"report_id\":\"%s\",\"findings\":%ld,\"new\":%ld,"
 	       "\"persisting\":%ld,\"resolved\":%ld,\"regressed\":%ld,"
-	       "\"json_bytes\":%zu,\"html_bytes\":%zu,\"load_s\":%.4f,"
-	       "\"render_s\":%.4f,\"store_s\":%.4f,\"total_s\":%.4f}\n",
+	       "\"json_bytes\":%zu,\"html_bytes\":%zu,\"content_bytes\":%zu,"
+	       "\"load_s\":%.4f,\"render_s\":%.4f,\"store_s\":%.4f,"
+	       "\"total_s\":%.4f}\n",
 	       out.report_id, out.findings, out.by_class[CLASS_NEW],
 	       out.by_class[CLASS_PERSISTING], out.by_class[CLASS_RESOLVED],
 	       out.by_class[CLASS_REGRESSED], out.json_bytes, out.html_bytes,
+	       out.content_bytes,
 	       out.load_s, out.render_s, out.store_s,
 	       out.load_s + out.render_s + out.store_s);
 	rc = 0;

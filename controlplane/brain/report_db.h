@@ -1,7 +1,8 @@
 /* report_db.h - a run report from the database to the database: load the
  * run, its policy's earlier runs and their findings (streamed through a
  * cursor into the analysis), render JSON and HTML, and store both in the
- * run's one report row. */
+ * run's one report row (the HTML zstd-compressed, content_encoding
+ * 'zstd'). */
 #ifndef BRAIN_REPORT_DB_H
 #define BRAIN_REPORT_DB_H
 
@@ -31,6 +32,7 @@ struct report_outcome {
 	long findings;
 	long by_class[CLASS_N];
 	size_t json_bytes, html_bytes;
+	size_t content_bytes; /* the HTML as stored: one zstd frame */
 	double load_s, render_s, store_s;
 };
 

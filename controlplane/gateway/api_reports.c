@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zstd.h>
 
 const struct vg_json_field api_report_body[] = {
 	{"run_id", VG_JSON_UUID, VG_JSON_REQUIRED, 0, 0, NULL, 0},
@@ -65,11 +66,15 @@ static const struct vg_db_stmt st_report_get = {
 };
 
 static const struct vg_db_stmt st_report_content = {
-	.name = "gw_report_content",
-	.sql = "SELECT state, format, content_type, content, summary"
-	       " FROM reports WHERE id = $1",
+	.name = "gw_report_content_enc",
+	.sql = "SELECT state, format, content_type, content, summary,"
+	       " content_encoding FROM reports WHERE id = $1",
 	.nparams = 1,
 };
+
+/* Content decoded for a client that cannot take it compressed: at most
+ * this much, so a small stored frame cannot make a huge reply. */
+#define CONTENT_DECODED_MAX ((size_t)64 << 20)
 
 static const char *const report_states[] = {"pending", "ready", "failed", NULL};
 
@@ -147,6 +152,78 @@ static int bytea_decode(const char *s, struct vg_buf *out)
 		vg_buf_append_byte(out, (char)(hi << 4 | lo));
 	}
 	return VG_OK;
+}
+
+/* 1 when an Accept-Encoding value lists zstd with a q-value above 0. */
+static int accepts_zstd(const char *v)
+{
+	while (v && *v) {
+		const char *end = strchr(v, ','), *semi, *q;
+		size_t n = end ? (size_t)(end - v) : strlen(v), name;
+
+		while (n && (*v == ' ' || *v == '\t')) {
+			v++;
+			n--;
+		}
+		semi = memchr(v, ';', n);
+		name = semi ? (size_t)(semi - v) : n;
+		while (name && (v[name - 1] == ' ' || v[name - 1] == '\t'))
+			name--;
+		if (name == 4 && strncasecmp(v, "zstd", 4) == 0) {
+			q = semi ? strstr(semi, "q=") : NULL;
+			if (!q || q >= v + n)
+				return 1;
+			/* q=0, 0.0, 0.00, 0.000: not acceptable */
+			for (q += 2; *q == '0' || *q == '.'; q++)
+				;
+			return q < v + n && *q >= '1' && *q <= '9';
+		}
+		v = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* One or more zstd frames in `z` decoded into `out`: VG_PARSE for bytes
+ * that are no complete frame, VG_TOOLARGE past CONTENT_DECODED_MAX. */
+static int zstd_decode(const struct vg_buf *z, struct vg_buf *out)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_inBuffer in = {z->data, z->len, 0};
+	int rc = VG_OK;
+
+	if (!d)
+		return VG_NOMEM;
+	for (;;) {
+		size_t chunk = ZSTD_DStreamOutSize(), left;
+		ZSTD_outBuffer o;
+
+		if (out->len + chunk > CONTENT_DECODED_MAX)
+			chunk = CONTENT_DECODED_MAX - out->len;
+		if (chunk == 0) {
+			rc = VG_TOOLARGE;
+			break;
+		}
+		if (vg_buf_reserve(out, chunk) != VG_OK) {
+			rc = VG_NOMEM;
+			break;
+		}
+		o = (ZSTD_outBuffer){out->data + out->len, chunk, 0};
+		left = ZSTD_decompressStream(d, &o, &in);
+		if (ZSTD_isError(left)) {
+			rc = VG_PARSE;
+			break;
+		}
+		out->len += o.pos;
+		out->data[out->len] = '\0';
+		if (in.pos == in.size && left == 0)
+			break; /* every frame decoded and flushed */
+		if (in.pos == in.size && o.pos < o.size) {
+			rc = VG_PARSE; /* the last frame is cut short */
+			break;
+		}
+	}
+	ZSTD_freeDCtx(d);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -250,12 +327,42 @@ void api_reports_get(struct gw_rctx *rc)
 	vg_db_res_free(a.res);
 }
 
+/*
+ * The stored content into the reply body. zstd content goes out as it is
+ * to a client that accepts zstd (*zstd_sent: Content-Encoding: zstd),
+ * decoded for any other; identity content as it is.
+ */
+static int content_body(struct gw_rctx *rc, const char *content,
+                        const char *encoding, int *zstd_sent)
+{
+	char accept[512];
+	struct vg_buf z;
+	int r;
+
+	*zstd_sent = 0;
+	if (strcmp(encoding, "zstd") != 0)
+		return bytea_decode(content, &rc->resp->body);
+	if (srv_req_header(rc->req, "Accept-Encoding", accept,
+	                   sizeof(accept)) &&
+	    accepts_zstd(accept)) {
+		*zstd_sent = 1;
+		return bytea_decode(content, &rc->resp->body);
+	}
+	vg_buf_init(&z, 0);
+	r = bytea_decode(content, &z);
+	if (r == VG_OK)
+		r = zstd_decode(&z, &rc->resp->body);
+	vg_buf_cleanup(&z);
+	return r;
+}
+
 void api_reports_content(struct gw_rctx *rc)
 {
 	struct query_arg a = {0};
 	const char *state, *format, *stored, *content, *summary, *type;
+	const char *encoding;
 	char disp[128];
-	int r;
+	int r, zstd_sent = 0;
 
 	if (one(rc, &st_report_content, &a) != 0)
 		goto out;
@@ -264,15 +371,18 @@ void api_reports_content(struct gw_rctx *rc)
 	stored = vg_db_res_get(a.res, 0, 2);
 	content = vg_db_res_get(a.res, 0, 3);
 	summary = vg_db_res_get(a.res, 0, 4);
+	encoding = vg_db_res_get(a.res, 0, 5);
 	if (strcmp(state, "ready") != 0) {
 		gw_reply_error(rc, 409, "conflict",
 		               "the report is %s, not ready", state);
 		goto out;
 	}
 	vg_buf_reset(&rc->resp->body);
+	/* the reply depends on Accept-Encoding whatever this row holds */
+	srv_resp_header(rc->resp, "Vary", "Accept-Encoding");
 	if (content) {
 		type = media_type(stored, format);
-		r = bytea_decode(content, &rc->resp->body);
+		r = content_body(rc, content, encoding, &zstd_sent);
 	} else if (strcmp(format, "json") == 0 && summary) {
 		/* a JSON report without rendered content is its summary */
 		type = "application/json";
@@ -282,14 +392,27 @@ void api_reports_content(struct gw_rctx *rc)
 		               "the report has no content");
 		goto out;
 	}
+	if (r == VG_TOOLARGE) {
+		gw_rlog(rc, VG_LOG_ERROR, "report content too large to decode",
+		        "report_id", rc->params[1], NULL);
+		vg_buf_reset(&rc->resp->body);
+		gw_reply_error(rc, 500, "content_too_large",
+		               "the report's content is over 64 MiB decoded; "
+		               "ask for it with Accept-Encoding: zstd");
+		goto out;
+	}
 	if (r != VG_OK) {
 		gw_rlog(rc, VG_LOG_ERROR, "report content unreadable",
-		        "report_id", rc->params[1], NULL);
+		        "report_id", rc->params[1], "encoding", encoding,
+		        NULL);
+		vg_buf_reset(&rc->resp->body);
 		gw_reply_error(rc, 500, "internal", "internal error");
 		goto out;
 	}
 	rc->resp->status = 200;
 	rc->resp->content_type = type;
+	if (zstd_sent)
+		srv_resp_header(rc->resp, "Content-Encoding", "zstd");
 	snprintf(disp, sizeof(disp), "attachment; filename=\"report-%s.%s\"",
 	         rc->params[1], extension(type));
 	srv_resp_header(rc->resp, "Content-Disposition", disp);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #include "testsupport/services.h"
 #include "vigil/db.h"
@@ -132,6 +133,57 @@ static void stop_services(void)
 	su = NULL;
 	vg_ts_cleanup(&redis);
 	vg_ts_cleanup(&pg);
+}
+
+/*
+ * The run's stored report content, checked to be what the brain stores:
+ * content_encoding 'zstd' and exactly one zstd frame that names its size;
+ * decoded, new and NUL-terminated. *zlen (NULL allowed): bytes stored.
+ */
+static __attribute__((unused)) char *stored_html(const char *run,
+                                                 size_t *zlen)
+{
+	const char *p[] = {run};
+	char *enc = su_str("SELECT content_encoding FROM vigil.reports "
+	                   "WHERE run_id = $1 AND kind = 'run'",
+	                   1, p);
+	char *hex = su_str("SELECT encode(content, 'hex') FROM vigil.reports "
+	                   "WHERE run_id = $1 AND kind = 'run'",
+	                   1, p);
+	size_t n = strlen(hex) / 2, got;
+	unsigned char *z = malloc(n + 1);
+	unsigned long long size;
+	char *html;
+
+	assert_string_equal(enc, "zstd");
+	assert_non_null(z);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			fail_msg("content is not hex at %zu", i);
+		z[i] = (unsigned char)v;
+	}
+	/* a zstd frame: magic number 0xFD2FB528, little-endian */
+	assert_true(n > 4);
+	assert_memory_equal(z, "\x28\xb5\x2f\xfd", 4);
+	assert_int_equal(ZSTD_findFrameCompressedSize(z, n), n);
+	size = ZSTD_getFrameContentSize(z, n);
+	assert_true(size != ZSTD_CONTENTSIZE_UNKNOWN &&
+	            size != ZSTD_CONTENTSIZE_ERROR && size < (64u << 20));
+	html = malloc((size_t)size + 1);
+	assert_non_null(html);
+	got = ZSTD_decompress(html, (size_t)size, z, n);
+	if (ZSTD_isError(got))
+		fail_msg("zstd: %s", ZSTD_getErrorName(got));
+	assert_int_equal(got, size);
+	html[got] = '\0';
+	if (zlen)
+		*zlen = n;
+	free(z);
+	free(hex);
+	free(enc);
+	return html;
 }
 
 /* A new tenant; its id into `id` (37 bytes). */

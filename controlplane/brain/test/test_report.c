@@ -138,13 +138,27 @@ static void test_report_matches_database(void **state)
 		char *row = su_str("SELECT state || ' ' || format || ' ' || "
 		                   "content_type || ' ' || request_id || ' ' || "
 		                   "(completed_at IS NOT NULL) || ' ' || "
-		                   "(position('<svg' in convert_from(content, "
-		                   "'UTF8')) > 0) FROM vigil.reports "
+		                   "content_encoding || ' ' || "
+		                   "octet_length(content) FROM vigil.reports "
 		                   "WHERE run_id = $1",
 		                   1, p3);
+		char want[128], *html;
+		size_t zlen = 0;
 
-		assert_string_equal(row, "ready json text/html; charset=utf-8 "
-		                         "req-finalize true true");
+		/* the content: one zstd frame of the rendered HTML */
+		html = stored_html(r3, &zlen);
+		assert_int_equal(strlen(html), o.html_bytes);
+		assert_int_equal(zlen, o.content_bytes);
+		assert_true(zlen < o.html_bytes / 2);
+		assert_memory_equal(html, "<!DOCTYPE html>", 15);
+		assert_non_null(strstr(html, "<svg"));
+		assert_non_null(strstr(html, "</html>"));
+		snprintf(want, sizeof(want),
+		         "ready json text/html; charset=utf-8 req-finalize "
+		         "true zstd %zu",
+		         zlen);
+		assert_string_equal(row, want);
+		free(html);
 		free(row);
 	}
 	/* counts = COUNT(*) on the run's findings */
