@@ -403,8 +403,7 @@ void api_reports_content(struct gw_rctx *rc)
 	}
 	if (r != VG_OK) {
 		gw_rlog(rc, VG_LOG_ERROR, "report content unreadable",
-		        "report_id", rc->params[1], "encoding", encoding,
-		        NULL);
+		        "report_id", rc->params[1], "encoding", encoding, NULL);
 		vg_buf_reset(&rc->resp->body);
 		gw_reply_error(rc, 500, "internal", "internal error");
 		goto out;

@@ -140,8 +140,7 @@ static void stop_services(void)
  * content_encoding 'zstd' and exactly one zstd frame that names its size;
  * decoded, new and NUL-terminated. *zlen (NULL allowed): bytes stored.
  */
-static __attribute__((unused)) char *stored_html(const char *run,
-                                                 size_t *zlen)
+static __attribute__((unused)) char *stored_html(const char *run, size_t *zlen)
 {
 	const char *p[] = {run};
 	char *enc = su_str("SELECT content_encoding FROM vigil.reports "

@@ -190,7 +190,8 @@ static void png_decode(const unsigned char *p, size_t len, struct image *img)
 				row[i] = (unsigned char)(row[i] + (a + b) / 2);
 				break;
 			case 4:
-				row[i] = (unsigned char)(row[i] + paeth(a, b, c));
+				row[i] = (unsigned char)(row[i] +
+				                         paeth(a, b, c));
 				break;
 			default:
 				fail_msg("PNG row %u: filter %d", y, filter);
@@ -364,8 +365,8 @@ static void test_report_in_chromium(void **state)
 	snprintf(blank, sizeof(blank), "%s/blank.html", dir);
 	f = fopen(blank, "wb");
 	assert_non_null(f);
-	fputs("<!DOCTYPE html><html><body style=\"margin:0;background:"
-	      BACKGROUND "\"></body></html>",
+	fputs("<!DOCTYPE html><html><body "
+	      "style=\"margin:0;background:" BACKGROUND "\"></body></html>",
 	      f);
 	fclose(f);
 	snprintf(blank_png, sizeof(blank_png), "%s/blank.png", dir);

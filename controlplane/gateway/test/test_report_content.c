@@ -13,7 +13,7 @@ static char viewer[80];
 static char rep_zstd[37], rep_identity[37], rep_frames[37], rep_huge[37],
 	rep_corrupt[37];
 static const char html[] = "<!DOCTYPE html><html><body><h1>Run</h1>"
-                           "<svg><rect width=\"10\"/></svg></body></html>";
+			   "<svg><rect width=\"10\"/></svg></body></html>";
 static unsigned char *frame; /* zstd of html */
 static size_t frame_len;
 
@@ -151,8 +151,8 @@ static void expect_identity(const char *id, const char *accept,
 
 static void test_zstd_to_a_client_that_accepts_it(void **state)
 {
-	static const char *const accepts[] = {
-		"zstd", "gzip, deflate, br, zstd", "ZSTD;q=0.5", "br;q=1, zstd"};
+	static const char *const accepts[] = {"zstd", "gzip, deflate, br, zstd",
+	                                      "ZSTD;q=0.5", "br;q=1, zstd"};
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(accepts) / sizeof(accepts[0]); i++) {
@@ -200,8 +200,8 @@ static void test_decoding_is_bounded(void **state)
 	(void)state;
 	assert_int_equal(get(rep_huge, NULL, &r), 500);
 	assert_string_equal(h_err_code(&r), "content_too_large");
-	assert_non_null(strstr(vg_json_get_str(r.json, "error.message", ""),
-	                       "64 MiB"));
+	assert_non_null(
+		strstr(vg_json_get_str(r.json, "error.message", ""), "64 MiB"));
 	assert_false(h_header(&r, "Content-Encoding", v, sizeof(v)));
 	h_resp_free(&r);
 	/* a client that takes zstd gets the small stored frame */
