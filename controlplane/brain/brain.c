@@ -36,6 +36,8 @@ struct brain {
 	struct slot *slots;
 	int nslots;
 	struct vg_queue *sched_q, *sweep_q;
+	struct vg_queue *api_q; /* under api_mu: the API's requests */
+	pthread_mutex_t api_mu;
 	pthread_t sched, sweep;
 	int sched_started, sweep_started;
 
@@ -517,6 +519,28 @@ static int sweep_once(struct brain *b, int *n, struct vg_err *err)
 	return *n == got ? VG_OK : err->code;
 }
 
+int brain_enqueue_report(struct brain *b, const char *tenant, const char *run,
+                         const char *request_id, char *task_id, size_t n,
+                         struct vg_err *err)
+{
+	json_t *p = json_pack("{s:s,s:s}", "tenant_id", tenant, "run_id", run);
+	struct vg_queue_msg m = {.type = BRAIN_TASK_REPORT,
+	                         .payload = p,
+	                         .request_id = request_id,
+	                         .tenant = tenant};
+	int rc;
+
+	if (!p)
+		return vg_err_set(err, VG_NOMEM, "out of memory");
+	pthread_mutex_lock(&b->api_mu);
+	rc = vg_queue_enqueue(b->api_q, &m, err);
+	pthread_mutex_unlock(&b->api_mu);
+	json_decref(p);
+	if (rc == VG_OK)
+		snprintf(task_id, n, "%s", m.id);
+	return rc;
+}
+
 static void *run_sweep(void *arg)
 {
 	struct brain *b = arg;
@@ -589,6 +613,7 @@ int brain_new(const struct brain_config *cfg, struct brain **out,
 		                  MAX_CONCURRENCY);
 	}
 	pthread_mutex_init(&b->mu, NULL);
+	pthread_mutex_init(&b->api_mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	register_metrics(b, cfg->metrics ? cfg->metrics : vg_metrics_default());
 	b->slots = calloc((size_t)b->cfg.concurrency, sizeof(*b->slots));
@@ -609,7 +634,8 @@ int brain_new(const struct brain_config *cfg, struct brain **out,
 			goto fail;
 	}
 	if ((rc = vg_queue_new(&qo, &b->sched_q, err)) != VG_OK ||
-	    (rc = vg_queue_new(&qo, &b->sweep_q, err)) != VG_OK)
+	    (rc = vg_queue_new(&qo, &b->sweep_q, err)) != VG_OK ||
+	    (rc = vg_queue_new(&qo, &b->api_q, err)) != VG_OK)
 		goto fail;
 	*out = b;
 	return VG_OK;
@@ -698,7 +724,9 @@ void brain_free(struct brain *b)
 		vg_queue_free(b->slots[i].q);
 	vg_queue_free(b->sched_q);
 	vg_queue_free(b->sweep_q);
+	vg_queue_free(b->api_q);
 	pthread_mutex_destroy(&b->mu);
+	pthread_mutex_destroy(&b->api_mu);
 	pthread_cond_destroy(&b->cv);
 	free(b->slots);
 	free(b);

@@ -52,6 +52,14 @@ int brain_ready(struct brain *b);
 void brain_free(struct brain *b);
 
 /*
+ * Queue a "report" task for the run (as the sweep does for pending rows);
+ * the task's id into `task_id` (`n` bytes). Thread-safe.
+ */
+int brain_enqueue_report(struct brain *b, const char *tenant, const char *run,
+                         const char *request_id, char *task_id, size_t n,
+                         struct vg_err *err);
+
+/*
  * The report task's payload, checked: {"tenant_id": uuid, "run_id": uuid,
  * "force": bool?, "asset_criticality": {host: level}?}. The tenant must
  * be the task's. Fills `p` (strings borrowed from the task) and adds the

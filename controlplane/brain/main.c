@@ -1,8 +1,10 @@
 /* vigil-brain: generates run reports (diff against the previous run, risk,
  * trend; JSON and HTML) from "report" tasks of its own Redis queue, fed by
- * the pending reports the worker records. `vigil-brain generate TENANT
- * RUN` makes one report at once. Configuration, wiring, the signal loop;
+ * the pending reports the worker records and by the report API (POST
+ * /v1/reports). `vigil-brain generate TENANT RUN` makes one report at
+ * once. Configuration, wiring, the signal loop;
  * the work is in brain.c and report_db.c. */
+#include "api.h"
 #include "brain.h"
 #include "options.h"
 #include "report_db.h"
@@ -92,8 +94,7 @@ static int run_generate(const struct options *o, struct vg_strmap *crit)
 	       out.report_id, out.findings, out.by_class[CLASS_NEW],
 	       out.by_class[CLASS_PERSISTING], out.by_class[CLASS_RESOLVED],
 	       out.by_class[CLASS_REGRESSED], out.json_bytes, out.html_bytes,
-	       out.content_bytes,
-	       out.load_s, out.render_s, out.store_s,
+	       out.content_bytes, out.load_s, out.render_s, out.store_s,
 	       out.load_s + out.render_s + out.store_s);
 	rc = 0;
 out:
@@ -120,8 +121,10 @@ static int run_brain(const struct options *o, struct vg_strmap *crit)
 	struct vg_db_pool *db = NULL;
 	struct brain *b = NULL;
 	struct vg_httpd *h = NULL;
+	struct api *api = NULL;
+	struct server *srv = NULL;
 	struct vg_err err = {0};
-	char addr[64], port[16], conc[16];
+	char addr[64], api_addr[64], port[16], aport[16] = "off", conc[16];
 	sigset_t sigs;
 	int sig = 0, rc = 1;
 
@@ -143,18 +146,42 @@ static int run_brain(const struct options *o, struct vg_strmap *crit)
 	if (vg_httpd_new(&hc, &h, &err) != VG_OK)
 		goto fail;
 	vg_httpd_set_ready_fn(h, ready, b);
-	if (vg_httpd_start(h, &err) != VG_OK || brain_start(b, &err) != VG_OK)
+	if (o->api_token && *o->api_token) {
+		struct api_config ac = {.db = db,
+		                        .brain = b,
+		                        .token = o->api_token,
+		                        .deadline_ms = o->api_deadline_ms};
+		struct server_config sc = {
+			.addr = options_api_addr(o, api_addr, sizeof(api_addr)),
+			.threads = o->api_threads,
+			.handle = api_handle};
+
+		if (api_new(&ac, &api, &err) != VG_OK)
+			goto fail;
+		sc.data = api;
+		if (server_new(&sc, &srv, &err) != VG_OK)
+			goto fail;
+		snprintf(aport, sizeof(aport), "%d", server_port(srv));
+	} else {
+		vg_warn("report api off: VIGIL_BRAIN_TOKEN is not set");
+	}
+	if (vg_httpd_start(h, &err) != VG_OK ||
+	    (srv && server_start(srv, &err) != VG_OK) ||
+	    brain_start(b, &err) != VG_OK)
 		goto fail;
 	snprintf(port, sizeof(port), "%d", vg_httpd_port(h));
 	snprintf(conc, sizeof(conc), "%d", o->concurrency);
 	vg_info("starting", "version", VIGIL_VERSION, "redis", o->redis_host,
 	        "queue_prefix", o->queue_prefix, "health_port", port,
-	        "concurrency", conc);
+	        "api_port", aport, "concurrency", conc);
 
 	while (sig != SIGTERM && sig != SIGINT)
 		if (sigwait(&sigs, &sig) != 0)
 			sig = 0;
 	vg_info("draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	/* requests waiting for reports answer 202 at once */
+	api_stop(api);
+	server_stop(srv);
 	brain_stop(b);
 	if (brain_wait(b, o->shutdown_ms) != VG_OK) {
 		vg_error("shutdown deadline passed; unfinished reports will be "
@@ -167,6 +194,8 @@ static int run_brain(const struct options *o, struct vg_strmap *crit)
 fail:
 	vg_error("cannot start", "err", err.msg);
 out:
+	server_free(srv);
+	api_free(api);
 	vg_httpd_free(h);
 	brain_free(b);
 	vg_db_pool_free(db);

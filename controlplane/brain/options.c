@@ -41,6 +41,18 @@ static const struct vg_opt opts[] = {
          0, 65535, "port of /healthz, /readyz and /metrics"},
 	{"health-addr", NULL, VG_OPT_STR, OFF(health_addr), NULL, 0, 0,
          "host:port of the health listener (overrides --health-port)"},
+	{"port", "VIGIL_BRAIN_PORT", VG_OPT_INT, OFF(api_port), "8081", 0, 65535,
+         "port of the report API (POST /v1/reports)"},
+	{"listen", "VIGIL_BRAIN_LISTEN", VG_OPT_STR, OFF(api_addr), NULL, 0, 0,
+         "host:port of the report API (overrides --port)"},
+	{NULL, "VIGIL_BRAIN_TOKEN", VG_OPT_STR, OFF(api_token), NULL, 0, 0,
+         "bearer token of the report API's callers, 16 bytes or more "
+         "(environment only; without it the API is off)"},
+	{"api-deadline", "VIGIL_BRAIN_API_DEADLINE", VG_OPT_DURATION,
+         OFF(api_deadline_ms), "10s", 0, 120000,
+         "how long a report request waits for its report before 202"},
+	{"api-threads", "VIGIL_BRAIN_API_THREADS", VG_OPT_INT, OFF(api_threads),
+         "8", 1, 256, "report API requests served at once"},
 	{"concurrency", "VIGIL_BRAIN_CONCURRENCY", VG_OPT_INT, OFF(concurrency),
          "2", 1, 64, "reports generated at once (threads)"},
 	{"visibility-timeout", "VIGIL_BRAIN_VISIBILITY_TIMEOUT", VG_OPT_DURATION,
@@ -138,6 +150,14 @@ char *options_conninfo(const struct options *o)
 		return NULL;
 	}
 	return vg_buf_take(&b);
+}
+
+const char *options_api_addr(const struct options *o, char *buf, size_t n)
+{
+	if (o->api_addr && *o->api_addr)
+		return o->api_addr;
+	snprintf(buf, n, ":%d", o->api_port);
+	return buf;
 }
 
 const char *options_health_addr(const struct options *o, char *buf, size_t n)

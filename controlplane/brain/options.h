@@ -1,6 +1,6 @@
 /* options.h - vigil-brain's configuration: the operator's environment
  * contract (VIGIL_REDIS_*, VIGIL_DB_*, VIGIL_LOG_LEVEL, VIGIL_HEALTH_PORT,
- * VIGIL_BRAIN_*) and flags, from one table. */
+ * VIGIL_BRAIN_PORT, VIGIL_BRAIN_*) and flags, from one table. */
 #ifndef BRAIN_OPTIONS_H
 #define BRAIN_OPTIONS_H
 
@@ -26,6 +26,12 @@ struct options {
 	int health_port;
 	char *health_addr; /* overrides health_port ("127.0.0.1:0") */
 
+	int api_port;
+	char *api_addr;  /* overrides api_port */
+	char *api_token; /* NULL: no API */
+	int api_deadline_ms;
+	int api_threads;
+
 	int concurrency;
 	int visibility_ms;
 	int shutdown_ms;
@@ -50,6 +56,8 @@ void options_usage(const char *prog, FILE *fp);
 
 /* libpq conninfo from the VIGIL_DB_* settings (values quoted); new. */
 char *options_conninfo(const struct options *o);
+/* The API listener's address; writes into `buf`. */
+const char *options_api_addr(const struct options *o, char *buf, size_t n);
 /* The health listener's address; writes into `buf`. */
 const char *options_health_addr(const struct options *o, char *buf, size_t n);
 

@@ -3,7 +3,8 @@
  * vigil-worker ingests and finalizes a run and hands its report over,
  * vigil-brain generates it (request id in its JSON logs), serves
  * /healthz, /readyz and /metrics, and exits 0 on SIGTERM; the brain
- * refuses the worker's queue prefix; `vigil-brain generate`. */
+ * refuses the worker's queue prefix; `vigil-brain generate`; the report
+ * API turned on by VIGIL_BRAIN_TOKEN. */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -140,46 +141,63 @@ static char *slurp(const char *path)
 	return s;
 }
 
-static int health_port(const char *log)
+/* The port named `key` on the brain's "starting" line. */
+static int logged_port(const char *log, const char *key)
 {
 	long long t0 = mono_ms();
+	char needle[64];
 
+	snprintf(needle, sizeof(needle), "\"%s\":\"", key);
 	while (mono_ms() - t0 < 10000) {
-		char *s = slurp(log),
-		     *p = s ? strstr(s, "\"health_port\":\"") : NULL;
-		int port = p ? (int)strtol(p + 15, NULL, 10) : 0;
+		char *s = slurp(log), *p = s ? strstr(s, needle) : NULL;
+		int port = p ? (int)strtol(p + strlen(needle), NULL, 10) : 0;
 
 		free(s);
 		if (port > 0)
 			return port;
 		sleep_ms(50);
 	}
-	fail_msg("no health port in %s", log);
+	fail_msg("no %s in %s", key, log);
 	return -1;
 }
 
-static char *http_get(int port, const char *path)
+static int health_port(const char *log)
+{
+	return logged_port(log, "health_port");
+}
+
+/* One request on a new connection (Connection: close); the whole
+ * response, new. `headers`: extra lines, each ending in CRLF. */
+static char *http_request(int port, const char *method, const char *path,
+                          const char *headers, const char *body)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 	                         .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	char req[256], *buf = calloc(1, 1 << 20);
+	char req[2048], *buf = calloc(1, 1 << 20);
 	size_t got = 0;
 	ssize_t r;
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || !buf ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		fail_msg("connect to the health port %d", port);
+		fail_msg("connect to port %d", port);
 	snprintf(req, sizeof(req),
-	         "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-	         path);
+	         "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
+	         "Content-Length: %zu\r\n\r\n%s",
+	         method, path, headers ? headers : "", body ? strlen(body) : 0,
+	         body ? body : "");
 	if (write(fd, req, strlen(req)) < 0)
 		fail_msg("write");
 	while ((r = read(fd, buf + got, (1 << 20) - 1 - got)) > 0)
 		got += (size_t)r;
 	close(fd);
 	return buf;
+}
+
+static char *http_get(int port, const char *path)
+{
+	return http_request(port, "GET", path, NULL, NULL);
 }
 
 /* A run of `shards` shards of a policy, pending as the operator creates
@@ -411,6 +429,76 @@ static void test_dead_letters_with_worker_dlq(void **state)
 	vg_queue_free(bq);
 }
 
+/* The report API of the program: VIGIL_BRAIN_TOKEN turns it on, on
+ * --listen; a request's X-Request-ID is on the brain's log lines about
+ * it; probes answer on the API port too. Without the token it is off. */
+static void test_report_api(void **state)
+{
+	(void)state;
+	const char *args[] = {"--health-addr", "127.0.0.1:0", "--listen",
+	                      "127.0.0.1:0", NULL};
+	char run[37], log[PATH_MAX], body[256], *s;
+	pid_t b;
+	int port;
+
+	snprintf(log, sizeof(log), "%s/api.log", logdir);
+	make_run(tenant, "uid-api", "ns", "api", 1,
+	         "A:10.0.0.1:22:high:1;B:8.8.8.8:3389:critical:1", run);
+	setenv("VIGIL_BRAIN_TOKEN", "proc-test-token-0123456789", 1);
+	b = spawn(brain_bin, log, args, "p-api", "p-api-brain");
+	unsetenv("VIGIL_BRAIN_TOKEN");
+	port = logged_port(log, "api_port");
+	snprintf(body, sizeof(body), "{\"tenant_id\":\"%s\",\"run_id\":\"%s\"}",
+	         tenant, run);
+	s = http_request(port, "POST", "/v1/reports",
+	                 "Content-Type: application/json\r\n"
+	                 "X-Request-ID: req-proc-api\r\n"
+	                 "Authorization: Bearer proc-test-token-0123456789\r\n",
+	                 body);
+	assert_non_null(strstr(s, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(s, "\"state\":\"ready\""));
+	assert_non_null(strstr(s, "\"total\": 2"));
+	free(s);
+	s = http_request(port, "POST", "/v1/reports",
+	                 "Content-Type: application/json\r\n"
+	                 "Authorization: Bearer wrong-token-0123456789\r\n",
+	                 body);
+	assert_non_null(strstr(s, "HTTP/1.1 401 Unauthorized\r\n"));
+	free(s);
+	s = http_get(port, "/readyz");
+	assert_non_null(strstr(s, "200 OK"));
+	free(s);
+	kill(b, SIGTERM);
+	assert_int_equal(wait_exit(b, 15000), 0);
+	s = slurp(log);
+	{
+		const char *l = strstr(s, "\"msg\":\"report generated\"");
+		const char *eol = l ? strchr(l, '\n') : NULL;
+		char line[2048];
+
+		assert_non_null(eol);
+		snprintf(line, sizeof(line), "%.*s", (int)(eol - l), l);
+		assert_non_null(
+			strstr(line, "\"request_id\":\"req-proc-api\""));
+	}
+	assert_non_null(strstr(s, "\"msg\":\"request\",\"request_id\":"
+	                          "\"req-proc-api\""));
+	/* the token is never logged */
+	assert_null(strstr(s, "proc-test-token"));
+	free(s);
+
+	/* no token: no API */
+	snprintf(log, sizeof(log), "%s/api-off.log", logdir);
+	b = spawn(brain_bin, log, args, "p-api", "p-api-brain");
+	assert_int_equal(logged_port(log, "health_port") > 0, 1);
+	s = slurp(log);
+	assert_non_null(strstr(s, "\"api_port\":\"off\""));
+	assert_non_null(strstr(s, "report api off"));
+	free(s);
+	kill(b, SIGTERM);
+	assert_int_equal(wait_exit(b, 15000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_dead_letters_with_worker_dlq),
 		cmocka_unit_test(test_refuses_worker_prefix),
 		cmocka_unit_test(test_generate_command),
+		cmocka_unit_test(test_report_api),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
