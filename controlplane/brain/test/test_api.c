@@ -2,8 +2,9 @@
  * against a real PostgreSQL and Redis: POST /v1/reports generates a
  * finished run's report through the brain's queue and answers 200 with
  * its id and summary (the request id in the row, the reply and the log),
- * answers a ready one at once, 202 when the deadline passes first; a run
- * of another tenant is 404 and gets no row; unfinished runs 409;
+ * answers a ready one at once, 202 when the deadline passes first, 422
+ * when the report failed (and makes it when asked again); a run of
+ * another tenant is 404 and gets no row; unfinished runs 409;
  * malformed, invalid, oversized and mistyped bodies 400, 422, 413 and
  * 415; no token or a wrong one 401; probes on the API port. */
 #include "harness.h"
@@ -332,6 +333,43 @@ static void test_queued_when_the_deadline_passes(void **state)
 	reply_free(&r);
 }
 
+/* A report that cannot be stored is retried, dead-lettered and its row
+ * marked failed: 422 with the error. Asked for again once the cause is
+ * gone, it is made. */
+static void test_failed_report(void **state)
+{
+	char run[37], sql[512];
+	struct reply r;
+
+	(void)state;
+	make_run(tenant, "uid-api-fail", "tenant-acme", "failing", 1,
+	         "A:10.0.0.1:22:high:1", run);
+	snprintf(sql, sizeof(sql),
+	         "CREATE FUNCTION vigil.test_refuse() RETURNS trigger "
+	         "LANGUAGE plpgsql AS $$ BEGIN IF NEW.state = 'ready' AND "
+	         "NEW.run_id = '%s' THEN RAISE EXCEPTION 'refused by the "
+	         "test'; END IF; RETURN NEW; END $$",
+	         run);
+	su_exec(sql, 0, NULL);
+	su_exec("CREATE TRIGGER test_refuse BEFORE INSERT OR UPDATE ON "
+	        "vigil.reports FOR EACH ROW EXECUTE FUNCTION "
+	        "vigil.test_refuse()",
+	        0, NULL);
+	post(server_port(srv), TOKEN, "", ask_body(tenant, run), &r);
+	expect_error(&r, 422, "report_failed");
+	assert_non_null(strstr(vg_json_get_str(r.json, "error.message", ""),
+	                       "refused by the test"));
+	reply_free(&r);
+	su_exec("DROP TRIGGER test_refuse ON vigil.reports", 0, NULL);
+	su_exec("DROP FUNCTION vigil.test_refuse()", 0, NULL);
+	post(server_port(srv), TOKEN, "", ask_body(tenant, run), &r);
+	if (r.status != 200)
+		fail_msg("status %d: %s", r.status, r.raw);
+	assert_int_equal(vg_json_get_int(r.json, "summary.counts.total", -1),
+	                 1);
+	reply_free(&r);
+}
+
 static void test_tenant_isolation(void **state)
 {
 	char theirs[37];
@@ -528,6 +566,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generates_and_answers),
 		cmocka_unit_test(test_queued_when_the_deadline_passes),
+		cmocka_unit_test(test_failed_report),
 		cmocka_unit_test(test_tenant_isolation),
 		cmocka_unit_test(test_unfinished_run),
 		cmocka_unit_test(test_bad_requests),
