@@ -74,6 +74,27 @@ agent=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/j
 	-d '{"name":"bench","role":"agent"}' \
 	"http://127.0.0.1:$gport/v1/tenants/$tid/api-keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
+# (b) a tenant with FINDINGS findings (default 100,000) in one run, read
+# by an analyst key 50 at a time, as the findings page of a UI does
+nfind=${FINDINGS:-100000}
+analyst=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+	-d '{"name":"bench-analyst","role":"analyst"}' \
+	"http://127.0.0.1:$gport/v1/tenants/$tid/api-keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+as_pg "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -d vigil -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO vigil.scan_runs (id, tenant_id, job_name, state, shards, shards_done)
+VALUES ('00000000-0000-4000-8000-00000000b00c', '$tid', 'bench-run', 'succeeded', 1, 1);
+INSERT INTO vigil.findings (tenant_id, run_id, batch_id, host, port, scanner,
+	severity, fingerprint, title, evidence, first_seen, last_seen)
+SELECT '$tid', '00000000-0000-4000-8000-00000000b00c', 'b' || (i / 500),
+	'10.' || (i / 65536) % 256 || '.' || (i / 256) % 256 || '.' || i % 256,
+	(ARRAY[22, 80, 443, 3389, 8080])[1 + i % 5], 'tcp',
+	(ARRAY['info', 'low', 'medium', 'high', 'critical'])[1 + i % 5]::vigil.severity,
+	md5(i::text), 'finding ' || i, jsonb_build_object('check', 'bench', 'i', i),
+	now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval
+FROM generate_series(1, $nfind) AS i;
+ANALYZE vigil.findings;
+SQL
+
 cat >"$tmp/nginx.conf" <<NGINX
 worker_processes 2;
 daemon off;
@@ -93,12 +114,15 @@ sleep 0.5
 rate() { # url [header]
 	local out
 	if [ $# -gt 1 ]; then
-		out=$(wrk -t1 -c"$conns" -d"${secs}s" -H "$2" "$1")
+		out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "$2" "$1")
 	else
-		out=$(wrk -t1 -c"$conns" -d"${secs}s" "$1")
+		out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$1")
 	fi
+	echo "$out" >"$tmp/last-wrk.txt"
 	echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
+# p50 and p99 of the last rate() run
+lat() { awk '$1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} END {printf "p50 %s p99 %s", p50, p99}' "$tmp/last-wrk.txt"; }
 
 ref=$(rate "http://127.0.0.1:$nport/")
 if [ -n "${BENCH_DETAIL:-}" ]; then
@@ -107,10 +131,20 @@ if [ -n "${BENCH_DETAIL:-}" ]; then
 	echo "whoami (agent: Redis + key lookup): $(rate "http://127.0.0.1:$gport/v1/whoami" "Authorization: Bearer $agent")"
 fi
 health=$(rate "http://127.0.0.1:$gport/healthz")
+health_lat=$(lat)
 estop=$(rate "http://127.0.0.1:$gport/v1/emergency-stop" "Authorization: Bearer $agent")
+estop_lat=$(lat)
+find=$(rate "http://127.0.0.1:$gport/v1/tenants/$tid/findings?limit=50" "Authorization: Bearer $analyst")
+find_lat=$(lat)
+n50=$(curl -sf -H "Authorization: Bearer $analyst" "http://127.0.0.1:$gport/v1/tenants/$tid/findings?limit=50" |
+	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
 echo "wrk -t1 -c$conns -d${secs}s, $(nproc) cores, keep-alive"
 printf '%-44s %10s req/s\n' "nginx return 200 (2 workers)" "$ref"
-printf '%-44s %10s req/s  ratio %.2f\n' "gateway GET /healthz (event loop)" "$health" \
-	"$(echo "$health / $ref" | bc -l)"
-printf '%-44s %10s req/s  ratio %.2f\n' "gateway GET /v1/emergency-stop (agent key)" "$estop" \
-	"$(echo "$estop / $ref" | bc -l)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET /healthz (event loop)" "$health" \
+	"$(ratio "$health" "$ref")" "$health_lat"
+printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET /v1/emergency-stop (agent key)" "$estop" \
+	"$(ratio "$estop" "$ref")" "$estop_lat"
+printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET findings?limit=50 ($nfind findings)" "$find" \
+	"$(ratio "$find" "$ref")" "$find_lat"
+echo "(each findings page held $n50 findings; goals: /healthz >= 0.5 x nginx; findings >= 10,000 req/s, p99 < 20 ms)"
