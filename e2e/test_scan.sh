@@ -191,6 +191,14 @@ if [ -n "${PLAT_BRAIN_PID:-}" ]; then
 	wait_for 60 "run report ready" sh -c "[ \"\$(psql -XAtq postgresql://postgres@127.0.0.1:$PG_PORT/vigil \
 		-c \"SELECT count(*) FROM vigil.reports WHERE run_id = '$run' AND state = 'ready'\")\" -ge 1 ]"
 	check "report for the run: $(q "SELECT string_agg(format, ',') FROM vigil.reports WHERE run_id = '$run' AND state = 'ready'")"
+	# the brain's own API, as gateway and worker call it
+	r=$(curl -sS -H "Authorization: Bearer $VIGIL_BRAIN_TOKEN" -H 'Content-Type: application/json' \
+		-d "{\"tenant_id\":\"$tid\",\"run_id\":\"$run\"}" "$BRAIN_URL/v1/reports")
+	[ "$(jq -r .state <<<"$r")" = ready ] || fail "brain POST /v1/reports: $r"
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong-token-0123456789' \
+		-H 'Content-Type: application/json' -d "{\"tenant_id\":\"$tid\",\"run_id\":\"$run\"}" "$BRAIN_URL/v1/reports")
+	[ "$code" = 401 ] || fail "brain API with a wrong token: $code"
+	check "brain POST /v1/reports: ready report for the run; a wrong token is 401"
 fi
 
 echo "== the emergency stop ends a scan in progress within 2 s"

@@ -5,7 +5,8 @@
  * the operator derives every child object in the Platform's namespace,
  * named "<platform>-<part>":
  *
- *   always            ConfigMap <p>-config, Secret <p>-session-key
+ *   always            ConfigMap <p>-config, Secrets <p>-session-key and
+ *                     <p>-brain-token
  *   gateway/brain/    Deployment, ServiceAccount (unless
  *   worker            spec.serviceAccountName), PodDisruptionBudget,
  *                     HorizontalPodAutoscaler (unless replicas.min ==
@@ -71,7 +72,8 @@ int platform_desired(const json_t *platform, const struct platform_env *env,
 
 /*
  * The Secrets the operator generates for `platform`, with fresh random
- * values (new array): <p>-session-key always, <p>-db-credentials with a
+ * values (new array): <p>-session-key and <p>-brain-token always,
+ * <p>-db-credentials with a
  * managed database, <p>-redis-credentials with a managed Redis. They are
  * created once (ctl_create_once()) and never rewritten.
  */

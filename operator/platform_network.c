@@ -88,8 +88,9 @@ void add_network_policies(struct pctx *c, json_t *children)
 		pctx_add(c, children,
 			 netpol_new(c, "redis", "redis", "redis",
 				    selector_new(c, "redis", "redis"),
-				    ingress_new(json_pack("[o, o]",
+				    ingress_new(json_pack("[o, o, o]",
 							  peer_new(c, GATEWAY),
-							  peer_new(c, WORKER)),
+							  peer_new(c, WORKER),
+							  peer_new(c, BRAIN)),
 						PLATFORM_REDIS_PORT)));
 }

@@ -16,8 +16,9 @@
 const struct component_def platform_components[NCOMPONENTS] = {
 	[GATEWAY] = {"gateway", "vigil-gateway", 3, 20,
 		     {"100m", "500m", "256Mi", "1Gi"}, 8080, 1, 1},
+	/* the brain takes report work from its own queue on Redis */
 	[BRAIN] = {"brain", "vigil-brain", 2, 10,
-		   {"250m", "1000m", "512Mi", "2Gi"}, 8081, 0, 0},
+		   {"250m", "1000m", "512Mi", "2Gi"}, 8081, 1, 0},
 	[WORKER] = {"worker", "vigil-worker", 3, 20,
 		    {"250m", "1000m", "512Mi", "2Gi"}, 0, 1, 0},
 };
@@ -534,6 +535,7 @@ int pctx_read(struct pctx *c, const json_t *obj, const struct platform_env *env,
 
 	pctx_fmt(c, c->n_config, NAME_LEN, "%s-config", c->name);
 	pctx_fmt(c, c->n_session, NAME_LEN, "%s-session-key", c->name);
+	pctx_fmt(c, c->n_brain_token, NAME_LEN, "%s-brain-token", c->name);
 	pctx_fmt(c, c->n_db_secret, NAME_LEN, "%s-db-credentials", c->name);
 	pctx_fmt(c, c->n_redis_secret, NAME_LEN, "%s-redis-credentials",
 		 c->name);

@@ -284,6 +284,9 @@ static json_t *component_env_new(struct pctx *c, int i)
 		pctx_append(c, env,
 			    env_secret_new("VIGIL_SESSION_KEY", c->n_session,
 					   "key"));
+	pctx_append(c, env,
+		    env_secret_new("VIGIL_BRAIN_TOKEN", c->n_brain_token,
+				   "token"));
 	if (i == GATEWAY && c->gw_tls_secret) {
 		pctx_append(c, env,
 			    env_value_new("VIGIL_TLS_CERT_FILE",

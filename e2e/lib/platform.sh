@@ -4,7 +4,7 @@
 # Source after e2e/lib/operator.sh and e2e/lib/services.sh, with PG_PORT
 # and REDIS_PORT set (pg_start, redis_start).
 #
-#   platform_start     sets GW_PORT, GW_URL, GW_HEALTH, ADMIN_KEY and the
+#   platform_start     sets GW_PORT, GW_URL, GW_HEALTH, ADMIN_KEY, BRAIN_URL and the
 #                      PIDs PLAT_GATEWAY_PID, PLAT_WORKER_PID, PLAT_BRAIN_PID
 #   platform_stop      SIGTERM each, fail on a sanitizer report
 #   gw METHOD PATH [curl args]   the gateway API as the platform admin
@@ -15,6 +15,10 @@ PLAT_LOG=${PLAT_LOG:-$E2E_STATE}
 # the gateway as the database owner; the services work as vigil_app, which
 # the trust authentication of the test server lets in) and Redis
 plat_env() {
+	# the brain's API token, shared by the three (as the operator's
+	# <platform>-brain-token Secret is)
+	: "${VIGIL_BRAIN_TOKEN:=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+	export VIGIL_BRAIN_TOKEN
 	export VIGIL_DB_HOST=127.0.0.1 VIGIL_DB_PORT=$PG_PORT VIGIL_DB_NAME=vigil \
 		VIGIL_DB_SSLMODE=disable VIGIL_REDIS_HOST=127.0.0.1 \
 		VIGIL_REDIS_PORT=$REDIS_PORT VIGIL_LOG_LEVEL=${VIGIL_LOG_LEVEL:-info}
@@ -58,7 +62,10 @@ platform_start() {
 	PLAT_BRAIN_PID=
 	if [ -x "$VIGIL_BUILD/bin/vigil-brain" ]; then
 		hp=$(free_port)
+		BRAIN_PORT=$(free_port)
+		BRAIN_URL=http://127.0.0.1:$BRAIN_PORT
 		VIGIL_DB_USER=vigil_app VIGIL_HEALTH_PORT=$hp \
+			VIGIL_BRAIN_LISTEN=127.0.0.1:$BRAIN_PORT \
 			"$VIGIL_BUILD/bin/vigil-brain" >"$PLAT_LOG/brain.log" 2>&1 &
 		PLAT_BRAIN_PID=$!
 		echo "$PLAT_BRAIN_PID" >"$PLAT_LOG/brain.pid"

@@ -544,9 +544,16 @@ static void test_component_pods(void **state)
 	str_at(e, "valueFrom.secretKeyRef.name", "acme-session-key");
 	assert_null(env_of(must(ch, "Deployment", "acme-brain"),
 			   "VIGIL_SESSION_KEY"));
-	/* the brain does not talk to Redis */
-	assert_null(env_of(must(ch, "Deployment", "acme-brain"),
-			   "VIGIL_REDIS_PASSWORD"));
+	/* the brain takes its work from Redis too */
+	str_at(env_of(must(ch, "Deployment", "acme-brain"),
+		      "VIGIL_REDIS_PASSWORD"),
+	       "valueFrom.secretKeyRef.name", "acme-redis-credentials");
+	/* the brain's API token for the three of them */
+	str_at(env_of(must(ch, "Deployment", "acme-brain"), "VIGIL_BRAIN_TOKEN"),
+	       "valueFrom.secretKeyRef.name", "acme-brain-token");
+	str_at(env_of(gw, "VIGIL_BRAIN_TOKEN"), "valueFrom.secretKeyRef.key",
+	       "token");
+	assert_non_null(env_of(wk, "VIGIL_BRAIN_TOKEN"));
 	str_at(env_of(wk, "VIGIL_REDIS_PASSWORD"), "valueFrom.secretKeyRef.name",
 	       "acme-redis-credentials");
 	str_at(env_of(wk, "VIGIL_COMPONENT"), "value", "worker");
@@ -750,11 +757,12 @@ static void test_external_backends(void **state)
 	       "/etc/vigil/db-ca");
 	json_decref(ch);
 
-	/* only the session key is generated */
+	/* only the session key and the brain's token are generated */
 	vg_err_clear(&err);
 	assert_int_equal(platform_secrets(p, &secrets, &err), VG_OK);
-	assert_int_equal(json_array_size(secrets), 1);
+	assert_int_equal(json_array_size(secrets), 2);
 	str_at(json_array_get(secrets, 0), "metadata.name", "acme-session-key");
+	str_at(json_array_get(secrets, 1), "metadata.name", "acme-brain-token");
 	json_decref(secrets);
 
 	assert_int_equal(platform_required_secrets(p, &refs, &err), VG_OK);
@@ -820,7 +828,7 @@ static void test_generated_secrets(void **state)
 
 	assert_int_equal(platform_secrets(p, &a, NULL), VG_OK);
 	assert_int_equal(platform_secrets(p, &b, NULL), VG_OK);
-	assert_int_equal(json_array_size(a), 3);
+	assert_int_equal(json_array_size(a), 4);
 	s = json_array_get(a, 0);
 	str_at(s, "metadata.name", "acme-session-key");
 	str_at(s, "type", "Opaque");
@@ -839,6 +847,15 @@ static void test_generated_secrets(void **state)
 	/* fresh randomness each time (created once, so only one is used) */
 	assert_string_not_equal(pw1, pw2);
 	str_at(json_array_get(a, 2), "metadata.name", "acme-redis-credentials");
+	/* the brain's API token: 256 random bits, fresh each time */
+	s = json_array_get(a, 3);
+	str_at(s, "metadata.name", "acme-brain-token");
+	free(key);
+	key = b64_decode(vg_json_get_str(s, "data.token", ""));
+	assert_true(is_hex(key, 64));
+	assert_string_not_equal(vg_json_get_str(s, "data.token", ""),
+				vg_json_get_str(json_array_get(b, 3),
+						"data.token", ""));
 	free(pw1);
 	free(pw2);
 	free(key);
@@ -1145,11 +1162,12 @@ static void test_network_policies(void **state)
 
 	np = must(ch, "NetworkPolicy", "acme-redis");
 	from = vg_json_get(np, "spec.ingress[0].from");
-	assert_int_equal(json_array_size(from), 2);
+	assert_int_equal(json_array_size(from), 3);
 	assert_true(selects(json_array_get(from, 0), gw));
 	assert_true(selects(json_array_get(from, 1), worker));
+	assert_true(selects(json_array_get(from, 2), brain));
 	assert_false(selects(json_array_get(from, 0), brain));
-	assert_false(selects(json_array_get(from, 1), brain));
+	assert_false(selects(json_array_get(from, 2), gw));
 	int_at(np, "spec.ingress[0].ports[0].port", 6379);
 	json_decref(ch);
 
