@@ -831,3 +831,43 @@ int vg_db_tx(struct vg_db_pool *p, const char *tenant_id, unsigned flags,
 		backoff(attempt);
 	}
 }
+
+/* Append key='value' with libpq's quoting (\\ and \'). */
+static int conninfo_kv(struct vg_buf *b, const char *key, const char *v)
+{
+	int rc;
+
+	if (!v || !*v)
+		return VG_OK;
+	rc = vg_buf_appendf(b, "%s%s='", b->len ? " " : "", key);
+	for (const char *p = v; !rc && *p; p++) {
+		if (*p == '\\' || *p == '\'')
+			rc = vg_buf_append_byte(b, '\\');
+		if (!rc)
+			rc = vg_buf_append_byte(b, *p);
+	}
+	return rc ? rc : vg_buf_append_byte(b, '\'');
+}
+
+char *vg_db_conninfo(const char *host, int port, const char *dbname,
+		     const char *user, const char *password,
+		     const char *sslmode)
+{
+	struct vg_buf b;
+	char ports[16] = "";
+
+	if (port > 0)
+		snprintf(ports, sizeof(ports), "%d", port);
+	vg_buf_init(&b, 0);
+	if (conninfo_kv(&b, "host", host) || conninfo_kv(&b, "port", ports) ||
+	    conninfo_kv(&b, "dbname", dbname) ||
+	    conninfo_kv(&b, "user", user) ||
+	    conninfo_kv(&b, "password", password) ||
+	    conninfo_kv(&b, "sslmode", sslmode)) {
+		if (b.data)
+			explicit_bzero(b.data, b.len);
+		vg_buf_cleanup(&b);
+		return NULL;
+	}
+	return vg_buf_take(&b);
+}

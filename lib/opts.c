@@ -9,7 +9,8 @@
 static const struct {
 	const char *suffix;
 	long long ms;
-} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
+} units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+             {"h", 3600000}, {"d", 86400000}, {"", 1000}};
 
 int vg_opts_duration(const char *v, long long *ms)
 {
@@ -86,6 +87,16 @@ int vg_opts_set(const struct vg_opt *o, void *dst, const char *v,
 			                  "%.0fms]",
 			                  source, v ? v : "", o->min, o->max);
 		*(int *)(void *)base = (int)x;
+		return VG_OK;
+	case VG_OPT_SECONDS:
+		if (vg_opts_duration(v, &x) < 0 ||
+		    (double)(x / 1000) < o->min ||
+		    (double)(x / 1000) > o->max || (x && x < 1000))
+			return vg_err_set(err, VG_INVAL,
+			                  "%s: \"%s\" is not a duration (such "
+			                  "as 90d, 12h, 30m) in [%.0fs, %.0fs]",
+			                  source, v ? v : "", o->min, o->max);
+		*(long long *)(void *)base = x / 1000;
 		return VG_OK;
 	case VG_OPT_DOUBLE:
 		errno = 0;

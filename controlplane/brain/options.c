@@ -2,7 +2,7 @@
  * variable, type, default and range; the environment first, then flags. */
 #include "options.h"
 
-#include "vigil/buf.h"
+#include "vigil/db.h"
 #include "vigil/opts.h"
 
 #include <stddef.h>
@@ -110,46 +110,10 @@ void options_usage(const char *prog, FILE *fp)
 	vg_opts_usage(opts, NOPTS, fp);
 }
 
-/* Append key='value' with libpq's quoting (\\ and \'). */
-static int append_kv(struct vg_buf *b, const char *key, const char *v)
-{
-	int rc = vg_buf_appendf(b, "%s%s='", b->len ? " " : "", key);
-
-	for (const char *p = v; !rc && *p; p++) {
-		if (*p == '\\' || *p == '\'')
-			rc = vg_buf_append_byte(b, '\\');
-		if (!rc)
-			rc = vg_buf_append_byte(b, *p);
-	}
-	return rc ? rc : vg_buf_append_byte(b, '\'');
-}
-
 char *options_conninfo(const struct options *o)
 {
-	struct vg_buf b;
-	char port[16];
-	int rc;
-
-	snprintf(port, sizeof(port), "%d", o->db_port);
-	vg_buf_init(&b, 0);
-	rc = append_kv(&b, "host", o->db_host);
-	if (!rc)
-		rc = append_kv(&b, "port", port);
-	if (!rc)
-		rc = append_kv(&b, "dbname", o->db_name);
-	if (!rc)
-		rc = append_kv(&b, "user", o->db_user);
-	if (!rc && o->db_password && *o->db_password)
-		rc = append_kv(&b, "password", o->db_password);
-	if (!rc && o->db_sslmode && *o->db_sslmode)
-		rc = append_kv(&b, "sslmode", o->db_sslmode);
-	if (!rc)
-		rc = append_kv(&b, "application_name", "vigil-brain");
-	if (rc) {
-		vg_buf_cleanup(&b);
-		return NULL;
-	}
-	return vg_buf_take(&b);
+	return vg_db_conninfo(o->db_host, o->db_port, o->db_name, o->db_user,
+			      o->db_password, o->db_sslmode);
 }
 
 const char *options_api_addr(const struct options *o, char *buf, size_t n)

@@ -132,10 +132,36 @@ static void test_durations(void **state)
 	assert_int_equal(ms, 3600000);
 	assert_int_equal(vg_opts_duration("7", &ms), 0);
 	assert_int_equal(ms, 7000);
-	assert_int_equal(vg_opts_duration("5d", &ms), -1);
+	assert_int_equal(vg_opts_duration("5d", &ms), 0);
+	assert_int_equal(ms, 5LL * 86400000);
+	assert_int_equal(vg_opts_duration("5w", &ms), -1);
 	assert_int_equal(vg_opts_duration("-1s", &ms), -1);
 	assert_int_equal(vg_opts_duration("", &ms), -1);
 	assert_int_equal(vg_opts_duration(NULL, &ms), -1);
+}
+
+static void test_seconds(void **state)
+{
+	struct {
+		long long s;
+	} d = {0};
+	static const struct vg_opt o = {"retention", NULL, VG_OPT_SECONDS,  0,
+	                                NULL,        1,    36500.0 * 86400, ""};
+	struct vg_err err;
+
+	(void)state;
+	assert_int_equal(vg_opts_set(&o, &d, "90d", "--retention", &err),
+	                 VG_OK);
+	assert_true(d.s == 90LL * 86400);
+	assert_int_equal(vg_opts_set(&o, &d, "1h", "--retention", &err), VG_OK);
+	assert_true(d.s == 3600);
+	assert_int_equal(vg_opts_set(&o, &d, "500ms", "--retention", &err),
+	                 VG_INVAL);
+	assert_int_equal(vg_opts_set(&o, &d, "0", "--retention", &err),
+	                 VG_INVAL);
+	assert_non_null(strstr(err.msg, "[1s, "));
+	assert_int_equal(vg_opts_set(&o, &d, "40000d", "--retention", &err),
+	                 VG_INVAL);
 }
 
 static void test_usage(void **state)
@@ -166,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_env_flags),
 		cmocka_unit_test(test_errors_name_the_setting),
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_seconds),
 		cmocka_unit_test(test_usage),
 	};
 

@@ -71,6 +71,15 @@ struct vg_db_opts {
  * effort, so a pool can be created while the server is down and
  * connects once it is up.
  */
+/*
+ * A libpq "key='value' ..." conninfo (new; the caller wipes and frees it)
+ * from its parts, quoted for libpq; NULL or empty parts (and port <= 0)
+ * are left out. NULL on ENOMEM.
+ */
+char *vg_db_conninfo(const char *host, int port, const char *dbname,
+		     const char *user, const char *password,
+		     const char *sslmode);
+
 int vg_db_pool_new(const struct vg_db_opts *opts, struct vg_db_pool **out,
 		   struct vg_err *err);
 /* Close every connection; none may be checked out. NULL allowed. */

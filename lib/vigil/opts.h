@@ -28,8 +28,11 @@
 enum vg_opt_type {
 	VG_OPT_STR,      /* char * */
 	VG_OPT_INT,      /* int, in [min, max] */
-	VG_OPT_DURATION, /* int milliseconds from "500ms", "30s", "2m", "1h"
-	                    (a bare number is seconds), in [min, max] ms */
+	VG_OPT_DURATION, /* int milliseconds from "500ms", "30s", "2m", "1h",
+	                    "1d" (a bare number is seconds), in [min, max] ms */
+	VG_OPT_SECONDS,  /* long long seconds from a duration ("90d", "12h"),
+	                    for periods too long for VG_OPT_DURATION; in
+	                    [min, max] seconds, never under one second */
 	VG_OPT_BOOL,     /* int: true/false/1/0 */
 	VG_OPT_DOUBLE,   /* double, in [min, max] */
 };
