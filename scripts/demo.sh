@@ -57,14 +57,14 @@ alive() {
 	[ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ]
 }
 
-python_exe=$(readlink -f "$(command -v python3)")
 
 stop_services() {
 	stop_pidfile "$E2E_STATE/operator-demo.pid" "$top/build/bin/vigil-operator"
 	stop_pidfile "$E2E_STATE/brain.pid" "$top/build/bin/vigil-brain"
 	stop_pidfile "$E2E_STATE/worker.pid" "$top/build/bin/vigil-worker"
 	stop_pidfile "$E2E_STATE/gateway.pid" "$top/build/bin/vigil-gateway"
-	stop_pidfile "$E2E_STATE/targets.pid" "$python_exe"
+	# python3 may be a wrapper: the binary it ran was recorded at start
+	stop_pidfile "$E2E_STATE/targets.pid" "$(cat "$E2E_STATE/targets.exe" 2>/dev/null)"
 }
 
 down() {
@@ -139,8 +139,13 @@ platform_start
 info "gateway $GW_URL (pid $PLAT_GATEWAY_PID), worker (pid $PLAT_WORKER_PID), brain (pid ${PLAT_BRAIN_PID:-none})"
 
 step "demo targets: an SSH banner, TLS with an expired self-signed certificate, HTTP without security headers"
-targets_start "$E2E_STATE/targets"
+# the same ports as the last demo when they are free, so a second scan
+# finds the same services (findings persist rather than all being new)
+# shellcheck disable=SC2046
+targets_start "$E2E_STATE/targets" $(cat "$E2E_STATE/targets.ports" 2>/dev/null)
 echo "$TGT_PID" >"$E2E_STATE/targets.pid"
+readlink "/proc/$TGT_PID/exe" >"$E2E_STATE/targets.exe"
+echo "$TGT_SSH $TGT_TLS $TGT_HTTP $TGT_CLOSED" >"$E2E_STATE/targets.ports"
 info "127.0.0.2:$TGT_SSH ssh   127.0.0.3:$TGT_TLS tls   127.0.0.4:$TGT_HTTP http   port $TGT_CLOSED closed"
 
 step "vigil-operator (as the vigil-operator ServiceAccount, with the shipped RBAC)"

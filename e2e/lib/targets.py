@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scan targets with known weaknesses, for vigil's end-to-end tests and demo.
 
-    targets.py CERT KEY
+    targets.py CERT KEY [SSH TLS HTTP CLOSED]
 
 Listens on loopback addresses (Linux routes all of 127.0.0.0/8 to lo):
 
@@ -10,8 +10,9 @@ Listens on loopback addresses (Linux routes all of 127.0.0.0/8 to lo):
     127.0.0.4:<http>  plain HTTP: a Server version, no security headers,
                       no redirect to HTTPS
 
-The ports are free ones picked at start, the same number never reused
-across the three, and one more port (<closed>) that nothing listens on.
+The ports are free ones picked at start (or the four given, so a second
+run scans the same services), the same number never reused across the
+three, and one more port (<closed>) that nothing listens on.
 Prints one JSON line {"ssh":..,"tls":..,"http":..,"closed":..} once
 everything listens, then serves until SIGTERM.
 """
@@ -110,8 +111,12 @@ class ThreadedHTTP(Quiet, http.server.ThreadingHTTPServer):
 
 def main():
     cert, key = sys.argv[1], sys.argv[2]
-    taken = set()
-    ports = {n: free_port(taken) for n in ("ssh", "tls", "http", "closed")}
+    names = ("ssh", "tls", "http", "closed")
+    if len(sys.argv) == 7:
+        ports = dict(zip(names, (int(p) for p in sys.argv[3:7])))
+    else:
+        taken = set()
+        ports = {n: free_port(taken) for n in names}
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     servers = [

@@ -2,8 +2,10 @@
 # targets.py): an SSH banner, TLS with an expired self-signed certificate,
 # HTTP without security headers. Source after e2e/lib/operator.sh.
 #
-#   targets_start DIR   sets TGT_SSH, TGT_TLS, TGT_HTTP, TGT_CLOSED (ports),
-#                       TGT_PID; the certificate and key go to DIR
+#   targets_start DIR [SSH TLS HTTP CLOSED]
+#                       sets TGT_SSH, TGT_TLS, TGT_HTTP, TGT_CLOSED (ports,
+#                       the given ones when still free), TGT_PID; the
+#                       certificate and key go to DIR
 #   targets_stop
 
 # expired_cert DIR: a self-signed certificate valid in January 2020 only
@@ -35,9 +37,21 @@ CNF
 }
 
 targets_start() {
-	local d=$1 ports
-	expired_cert "$d"
-	coproc TGT { exec python3 "$E2E_TOP/e2e/lib/targets.py" "$d/cert.pem" "$d/key.pem" 2>>"$d/targets.log"; }
+	local d=$1 ports want=()
+	shift
+	# the ports asked for, when every one of them is still free
+	if [ $# -eq 4 ] && python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    for a in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((a, int(p)))
+        s.close()' "$@" 2>/dev/null; then
+		want=("$@")
+	fi
+	[ -f "$d/cert.pem" ] || expired_cert "$d"
+	coproc TGT { exec python3 "$E2E_TOP/e2e/lib/targets.py" "$d/cert.pem" "$d/key.pem" "${want[@]}" 2>>"$d/targets.log"; }
 	TGT_PID=$TGT_PID
 	read -r -t 20 ports <&"${TGT[0]}" || fail "targets did not start"
 	TGT_SSH=$(jq -r .ssh <<<"$ports")
