@@ -38,7 +38,8 @@ stop_pidfile() {
 	local f=$1 exe=$2 pid
 	[ -f "$f" ] || return 0
 	pid=$(tr -dc '0-9' <"$f")
-	if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
+	# (a binary rebuilt since it started shows as "PATH (deleted)")
+	if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null | sed 's/ (deleted)$//')" = "$exe" ]; then
 		kill -TERM "$pid" 2>/dev/null || true
 		for _ in $(seq 1 75); do
 			[ -d "/proc/$pid" ] || break
@@ -54,7 +55,7 @@ alive() {
 	local pid
 	[ -f "$1" ] || return 1
 	pid=$(tr -dc '0-9' <"$1")
-	[ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ]
+	[ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null | sed 's/ (deleted)$//')" = "$2" ]
 }
 
 
