@@ -93,6 +93,20 @@ check "samples converged in $((SECONDS - t0)) s: Platform and Tenants Ready, Dep
 	"$(jp -n $NS get platform vigil -o 'jsonpath={.metadata.generation}')" ] || fail "observedGeneration behind"
 check "status observedGeneration current"
 
+echo "== the services' database login: vigil_app with the generated password"
+apppw() { psql -XAtq "$PG_URL" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'vigil_app'"; }
+wait_for 30 "vigil_app's password set" sh -c "psql -XAtq '$PG_URL' -c \"SELECT rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256\\$%' FROM pg_authid WHERE rolname = 'vigil_app'\" | grep -q t"
+pw1=$(apppw)
+[ "$(k get deploy vigil-worker -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="VIGIL_DB_USER")].valueFrom.secretKeyRef.name}')" = vigil-db-app ] ||
+	fail "the worker does not log in as vigil_app"
+[ -z "$(k get deploy vigil-worker -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="VIGIL_DB_APP_PASSWORD")].name}')" ] ||
+	fail "the worker holds the owner's login"
+# a new Secret (deleted by hand, generated again) sets a new password
+k delete secret vigil-db-app >/dev/null
+wait_for 30 "Secret vigil-db-app generated again" k get secret vigil-db-app
+wait_for 30 "vigil_app's new password set" sh -c "[ \"\$(psql -XAtq '$PG_URL' -c \"SELECT rolpassword FROM pg_authid WHERE rolname = 'vigil_app'\")\" != '$pw1' ]"
+check "vigil_app: SCRAM password from Secret vigil-db-app, set again when the Secret is; worker and brain log in as vigil_app"
+
 echo "== no-op: applying the same objects again writes nothing"
 # the HPAs raise the Deployments to their minimum (their sync period is 15 s)
 for c in gateway:3 brain:2 worker:3; do

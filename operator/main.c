@@ -185,8 +185,11 @@ int main(int argc, char **argv)
 					.db = &tenv };
 	struct controller_def scanpolicy_def = scanpolicy_controller;
 	scanpolicy_def.ctx = &spenv;
+	struct platform_env penv = { .db = &tenv };
+	struct controller_def platform_def = platform_controller;
+	platform_def.ctx = &penv;
 	const struct controller_def *const controllers[] = {
-		&platform_controller,
+		&platform_def,
 		&tenant_def,
 		&scanpolicy_def,
 	};

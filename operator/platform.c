@@ -9,11 +9,17 @@
 #include "platform_int.h"
 
 #include "resources.h"
+#include "tenant.h"
+#include "vigil/db.h"
 #include "vigil/json.h"
 #include "vigil/log.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ */
@@ -651,6 +657,102 @@ static json_t *collect_live(struct rec *rc, const json_t *children)
 	return live;
 }
 
+/*
+ * vigil_app logs in with the password of <p>-db-app: set it on the role,
+ * once per password and process (the role is the whole server's, so
+ * every Platform on one server shares it). A database the operator
+ * cannot reach yet is retried with the Platform's next look.
+ */
+static pthread_mutex_t app_pw_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char app_pw_done[32]; /* SHA-256 of the last one set */
+
+static int app_password_tx(struct vg_db_conn *c, void *arg,
+			   struct vg_err *err)
+{
+	return vg_db_exec(c, arg, 0, NULL, NULL, err);
+}
+
+static int set_app_password(struct rec *rc, const struct platform_env *env)
+{
+	char name[300], *pw = NULL, sql[200];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	struct tenant_db *db = NULL;
+	const char *b64;
+	json_t *secret;
+	struct vg_err err;
+	size_t n;
+	int r = VG_OK;
+
+	if (!env || !env->db)
+		return VG_OK;
+	snprintf(name, sizeof(name), "%s-db-app",
+		 vg_json_get_str(rc->obj, "metadata.name", ""));
+	secret = ctl_get_cached(rc->m, &vg_kube_secrets, rc->ns, name);
+	b64 = vg_json_get_str(secret, "data.password", NULL);
+	if (!b64) {
+		json_decref(secret);
+		return VG_OK; /* created just now: its event brings us back */
+	}
+	n = strlen(b64);
+	pw = calloc(1, n + 1);
+	if (!pw || EVP_DecodeBlock((unsigned char *)pw, (const unsigned char *)b64,
+				   (int)n) < 0) {
+		json_decref(secret);
+		free(pw);
+		return VG_NOMEM;
+	}
+	json_decref(secret);
+	/* the Secret's password is ours (hex), or one a user put there:
+	 * only characters that need no quoting reach the statement */
+	n = strspn(pw, "0123456789abcdefghijklmnopqrstuvwxyz"
+		       "ABCDEFGHIJKLMNOPQRSTUVWXYZ._~-");
+	if (n < 16 || pw[n] || n > 100) {
+		ctl_event(rc, "Warning", "InvalidSecret",
+			  "Secret %s: password must be 16 to 100 letters, "
+			  "digits or ._~-",
+			  name);
+		r = VG_INVAL;
+		goto out;
+	}
+	EVP_Digest(pw, n, md, &mdlen, EVP_sha256(), NULL);
+	pthread_mutex_lock(&app_pw_mu);
+	r = memcmp(md, app_pw_done, sizeof(md)) == 0;
+	pthread_mutex_unlock(&app_pw_mu);
+	if (r) {
+		r = VG_OK;
+		goto out;
+	}
+	vg_err_clear(&err);
+	snprintf(sql, sizeof(sql),
+		 "ALTER ROLE " PLATFORM_APP_DB_USER " WITH LOGIN PASSWORD '%s'",
+		 pw);
+	r = tenant_db_open(rc, env->db, rc->obj, &db, &err);
+	if (r == VG_OK)
+		r = vg_db_tx(tenant_db_pool(db), NULL, 0, app_password_tx, sql,
+			     &err);
+	OPENSSL_cleanse(sql, sizeof(sql));
+	if (db)
+		tenant_db_put(db);
+	if (r == VG_NOTFOUND) { /* no database known to the operator */
+		r = VG_OK;
+		goto out;
+	}
+	if (r != VG_OK) {
+		vg_warn("cannot set vigil_app's password", "platform", rc->key,
+			"err", err.msg);
+		goto out;
+	}
+	pthread_mutex_lock(&app_pw_mu);
+	memcpy(app_pw_done, md, sizeof(md));
+	pthread_mutex_unlock(&app_pw_mu);
+	vg_info("vigil_app's password set", "platform", rc->key);
+out:
+	OPENSSL_cleanse(pw, strlen(pw));
+	free(pw);
+	return r;
+}
+
 enum rec_result platform_reconcile(struct rec *rc)
 {
 	const struct platform_env *env = rc->ctx;
@@ -659,7 +761,7 @@ enum rec_result platform_reconcile(struct rec *rc)
 	struct platform_health h;
 	struct vg_err err, apply_err;
 	enum rec_result res = REC_DONE;
-	int ret, apply_failed = 0, was_ready;
+	int ret, apply_failed = 0, was_ready, app_pw_failed = 0;
 
 	/* Deleted, or being deleted: the garbage collector removes the
 	 * children through their owner references; no finalizer needed. */
@@ -684,6 +786,9 @@ enum rec_result platform_reconcile(struct rec *rc)
 		res = REC_ERROR;
 		goto out;
 	}
+	/* a database not reachable yet is looked at again with the next
+	 * requeue; the rest of the platform goes on meanwhile */
+	app_pw_failed = set_app_password(rc, env) != VG_OK;
 	if (problem.reason) {
 		ctl_event(rc, "Warning", problem.reason, "%s", problem.msg);
 		vg_warn("platform degraded", "platform", rc->key, "reason",
@@ -735,7 +840,7 @@ status:
 	} else if (problem.reason && strcmp(problem.reason, "InvalidSpec") == 0) {
 		/* nothing to retry until the spec changes (a new event) */
 		res = REC_DONE;
-	} else if (!h.ready) {
+	} else if (!h.ready || app_pw_failed) {
 		/* a missing Secret or a rollout is not watched through the
 		 * Platform: look again so the status catches up */
 		rc->after = PLATFORM_REQUEUE_SECONDS;

@@ -5,8 +5,8 @@
  * the operator derives every child object in the Platform's namespace,
  * named "<platform>-<part>":
  *
- *   always            ConfigMap <p>-config, Secrets <p>-session-key and
- *                     <p>-brain-token
+ *   always            ConfigMap <p>-config, Secrets <p>-session-key,
+ *                     <p>-brain-token and <p>-db-app (vigil_app's login)
  *   gateway/brain/    Deployment, ServiceAccount (unless
  *   worker            spec.serviceAccountName), PodDisruptionBudget,
  *                     HorizontalPodAutoscaler (unless replicas.min ==
@@ -43,6 +43,8 @@
 #define PLATFORM_DEFAULT_POSTGRES_REPOSITORY "postgres"
 /* How often an unready or degraded Platform is looked at again. */
 #define PLATFORM_REQUEUE_SECONDS 30.0
+/* the database role the services work as (lib/db/migrations/0001) */
+#define PLATFORM_APP_DB_USER "vigil_app"
 
 /* Pod template annotation: hash of the configuration the pods read, so a
  * configuration change rolls them (emergencyStop excluded: it is re-read
@@ -50,9 +52,14 @@
 #define PLATFORM_CONFIG_HASH_ANNOTATION "vigil.dev/config-hash"
 
 /* What the operator decides that the Platform does not say. */
+struct tenant_env;
+
 struct platform_env {
 	const char *redis_image;	 /* NULL: PLATFORM_DEFAULT_REDIS_IMAGE */
 	const char *postgres_repository; /* NULL: "postgres" (tag = version) */
+	/* Where the platform database is, to set vigil_app's password from
+	 * <p>-db-app; NULL: not set by the operator. */
+	const struct tenant_env *db;
 };
 
 /*

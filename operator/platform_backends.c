@@ -227,7 +227,7 @@ int platform_secrets(const json_t *platform, json_t **secrets,
 	struct pctx c;
 	json_t *out = NULL;
 	char session[2 * 32 + 1], db_pw[2 * 24 + 1], redis_pw[2 * 24 + 1];
-	char brain[2 * 32 + 1];
+	char brain[2 * 32 + 1], app_pw[2 * 24 + 1];
 	int rc;
 
 	*secrets = NULL;
@@ -236,6 +236,7 @@ int platform_secrets(const json_t *platform, json_t **secrets,
 		goto out;
 	if (random_hex(session, 32) != VG_OK ||
 	    random_hex(brain, 32) != VG_OK ||
+	    random_hex(app_pw, 24) != VG_OK ||
 	    random_hex(db_pw, 24) != VG_OK ||
 	    random_hex(redis_pw, 24) != VG_OK) {
 		rc = vg_err_set(err, VG_INTERNAL,
@@ -260,6 +261,14 @@ int platform_secrets(const json_t *platform, json_t **secrets,
 			 secret_new(&c, c.n_redis_secret, "redis", "redis",
 				    json_pack("{s:o}", "password",
 					      b64_new(redis_pw))));
+	/* the services' own login, vigil_app: row-level security applies
+	 * to it (the database owner's login would bypass it); the operator
+	 * sets this password on the role */
+	pctx_add(&c, out,
+		 secret_new(&c, c.n_db_app, "postgres", "postgres",
+			    json_pack("{s:o, s:o}", "username",
+				      b64_new(PLATFORM_APP_DB_USER), "password",
+				      b64_new(app_pw))));
 	/* the brain's API: gateway and worker present it, the brain checks */
 	pctx_add(&c, out,
 		 secret_new(&c, c.n_brain_token, "vigil", "platform",
@@ -268,6 +277,7 @@ int platform_secrets(const json_t *platform, json_t **secrets,
 out:
 	OPENSSL_cleanse(session, sizeof(session));
 	OPENSSL_cleanse(brain, sizeof(brain));
+	OPENSSL_cleanse(app_pw, sizeof(app_pw));
 	OPENSSL_cleanse(db_pw, sizeof(db_pw));
 	OPENSSL_cleanse(redis_pw, sizeof(redis_pw));
 	if (rc == VG_OK)

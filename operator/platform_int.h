@@ -128,7 +128,7 @@ struct pctx {
 	const char *gw_tls_secret;
 	int emergency_stop, netpol;
 	char n_config[NAME_LEN], n_session[NAME_LEN], n_db_secret[NAME_LEN];
-	char n_brain_token[NAME_LEN];
+	char n_brain_token[NAME_LEN], n_db_app[NAME_LEN];
 	char n_redis_secret[NAME_LEN], n_postgres[NAME_LEN], n_redis[NAME_LEN];
 	char n_redis_pvc[NAME_LEN];
 	char gateway_url[HOST_LEN + 32], brain_url[HOST_LEN + 32];

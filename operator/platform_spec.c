@@ -536,6 +536,7 @@ int pctx_read(struct pctx *c, const json_t *obj, const struct platform_env *env,
 	pctx_fmt(c, c->n_config, NAME_LEN, "%s-config", c->name);
 	pctx_fmt(c, c->n_session, NAME_LEN, "%s-session-key", c->name);
 	pctx_fmt(c, c->n_brain_token, NAME_LEN, "%s-brain-token", c->name);
+	pctx_fmt(c, c->n_db_app, NAME_LEN, "%s-db-app", c->name);
 	pctx_fmt(c, c->n_db_secret, NAME_LEN, "%s-db-credentials", c->name);
 	pctx_fmt(c, c->n_redis_secret, NAME_LEN, "%s-redis-credentials",
 		 c->name);

@@ -265,12 +265,30 @@ static json_t *component_env_new(struct pctx *c, int i)
 	pctx_append(c, env, env_field_new("POD_NAME", "metadata.name"));
 	pctx_append(c, env,
 		    env_field_new("POD_NAMESPACE", "metadata.namespace"));
-	pctx_append(
-		c, env,
-		env_secret_new("VIGIL_DB_USER", c->db.secret, c->db.user_key));
-	pctx_append(c, env,
-		    env_secret_new("VIGIL_DB_PASSWORD", c->db.secret,
-				   c->db.pass_key));
+	if (i == GATEWAY) {
+		/* the gateway migrates the schema as the database's owner and
+		 * serves requests as vigil_app */
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_USER", c->db.secret,
+					   c->db.user_key));
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_PASSWORD", c->db.secret,
+					   c->db.pass_key));
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_APP_USER", c->n_db_app,
+					   "username"));
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_APP_PASSWORD",
+					   c->n_db_app, "password"));
+	} else {
+		/* worker and brain only ever work as vigil_app */
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_USER", c->n_db_app,
+					   "username"));
+		pctx_append(c, env,
+			    env_secret_new("VIGIL_DB_PASSWORD", c->n_db_app,
+					   "password"));
+	}
 	if (d->redis && r->secret) {
 		if (r->user_key)
 			pctx_append(c, env,

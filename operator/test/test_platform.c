@@ -554,6 +554,15 @@ static void test_component_pods(void **state)
 	str_at(env_of(gw, "VIGIL_BRAIN_TOKEN"), "valueFrom.secretKeyRef.key",
 	       "token");
 	assert_non_null(env_of(wk, "VIGIL_BRAIN_TOKEN"));
+	/* the gateway migrates as the owner and serves as vigil_app; the
+	 * worker and the brain never hold the owner's login */
+	str_at(env_of(gw, "VIGIL_DB_APP_PASSWORD"), "valueFrom.secretKeyRef.name",
+	       "acme-db-app");
+	str_at(env_of(wk, "VIGIL_DB_USER"), "valueFrom.secretKeyRef.name",
+	       "acme-db-app");
+	str_at(env_of(must(ch, "Deployment", "acme-brain"), "VIGIL_DB_PASSWORD"),
+	       "valueFrom.secretKeyRef.name", "acme-db-app");
+	assert_null(env_of(wk, "VIGIL_DB_APP_PASSWORD"));
 	str_at(env_of(wk, "VIGIL_REDIS_PASSWORD"), "valueFrom.secretKeyRef.name",
 	       "acme-redis-credentials");
 	str_at(env_of(wk, "VIGIL_COMPONENT"), "value", "worker");
@@ -757,12 +766,14 @@ static void test_external_backends(void **state)
 	       "/etc/vigil/db-ca");
 	json_decref(ch);
 
-	/* only the session key and the brain's token are generated */
+	/* only the session key, vigil_app's login and the brain's token
+	 * are generated */
 	vg_err_clear(&err);
 	assert_int_equal(platform_secrets(p, &secrets, &err), VG_OK);
-	assert_int_equal(json_array_size(secrets), 2);
+	assert_int_equal(json_array_size(secrets), 3);
 	str_at(json_array_get(secrets, 0), "metadata.name", "acme-session-key");
-	str_at(json_array_get(secrets, 1), "metadata.name", "acme-brain-token");
+	str_at(json_array_get(secrets, 1), "metadata.name", "acme-db-app");
+	str_at(json_array_get(secrets, 2), "metadata.name", "acme-brain-token");
 	json_decref(secrets);
 
 	assert_int_equal(platform_required_secrets(p, &refs, &err), VG_OK);
@@ -828,7 +839,7 @@ static void test_generated_secrets(void **state)
 
 	assert_int_equal(platform_secrets(p, &a, NULL), VG_OK);
 	assert_int_equal(platform_secrets(p, &b, NULL), VG_OK);
-	assert_int_equal(json_array_size(a), 4);
+	assert_int_equal(json_array_size(a), 5);
 	s = json_array_get(a, 0);
 	str_at(s, "metadata.name", "acme-session-key");
 	str_at(s, "type", "Opaque");
@@ -847,14 +858,23 @@ static void test_generated_secrets(void **state)
 	/* fresh randomness each time (created once, so only one is used) */
 	assert_string_not_equal(pw1, pw2);
 	str_at(json_array_get(a, 2), "metadata.name", "acme-redis-credentials");
-	/* the brain's API token: 256 random bits, fresh each time */
+	/* vigil_app's login for the services */
 	s = json_array_get(a, 3);
+	str_at(s, "metadata.name", "acme-db-app");
+	free(user);
+	user = b64_decode(vg_json_get_str(s, "data.username", ""));
+	assert_string_equal(user, "vigil_app");
+	free(key);
+	key = b64_decode(vg_json_get_str(s, "data.password", ""));
+	assert_true(is_hex(key, 48));
+	/* the brain's API token: 256 random bits, fresh each time */
+	s = json_array_get(a, 4);
 	str_at(s, "metadata.name", "acme-brain-token");
 	free(key);
 	key = b64_decode(vg_json_get_str(s, "data.token", ""));
 	assert_true(is_hex(key, 64));
 	assert_string_not_equal(vg_json_get_str(s, "data.token", ""),
-				vg_json_get_str(json_array_get(b, 3),
+				vg_json_get_str(json_array_get(b, 4),
 						"data.token", ""));
 	free(pw1);
 	free(pw2);
