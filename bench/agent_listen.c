@@ -28,6 +28,17 @@ static void on_term(int sig)
 	done = 1;
 }
 
+/* argv number in [lo, hi], or -1 */
+static int number(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno || end == s || *end || v < lo || v > hi ? -1 : (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit rl;
@@ -39,9 +50,15 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
-	naddr = atoi(argv[2]);
-	base = atoi(argv[3]);
-	nports = atoi(argv[4]);
+	naddr = number(argv[2], 1, 250);
+	base = number(argv[3], 1, 65535);
+	nports = number(argv[4], 1, 65535);
+	if (naddr < 0 || base < 0 || nports < 0 || base + nports - 1 > 65535) {
+		fprintf(stderr, "%s: NADDR 1-250, BASE and NPORTS within "
+				"1-65535\n",
+			argv[0]);
+		return 2;
+	}
 	hold = strcmp(argv[5], "hold") == 0;
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rl.rlim_cur = rl.rlim_max;
