@@ -121,6 +121,8 @@ enum gw_perm {
 	PERM_FINDINGS_TRIAGE,
 	PERM_REPORTS_READ,
 	PERM_EVENTS_SUBSCRIBE,
+	PERM_DLQ_READ,
+	PERM_DLQ_MANAGE,
 	PERM_COUNT,
 };
 
@@ -412,6 +414,10 @@ void gw_audit_committed(struct gw *g, int n);
 /* Handlers (api_*.c)                                                   */
 /* ------------------------------------------------------------------ */
 
+void api_dlq_list(struct gw_rctx *rc);
+void api_dlq_replay(struct gw_rctx *rc);
+void api_dlq_delete(struct gw_rctx *rc);
+void api_dlq_purge(struct gw_rctx *rc);
 void api_healthz(struct gw_rctx *rc);
 void api_openapi(struct gw_rctx *rc);
 void api_readyz(struct gw_rctx *rc);
@@ -480,6 +486,12 @@ int gw_openapi_print(FILE *out);
 int gw_taskq_new(const struct gw_config *c, struct gw_taskq **out,
                  struct vg_err *err);
 void gw_taskq_free(struct gw_taskq *q);
+/* A handle of the pool, waiting while all are in use; give it back with
+ * gw_taskq_release (NULL is ignored). */
+struct vg_queue;
+int gw_taskq_acquire(struct gw_taskq *q, struct vg_queue **out,
+                     struct vg_err *err);
+void gw_taskq_release(struct gw_taskq *q, struct vg_queue *h);
 /* Enqueue one task of `type` with `payload` (borrowed) for the request's
  * tenant, carrying its request id; the task id into `id` (33 bytes).
  * VG_IO for any failure of Redis (answer 503), VG_TOOLARGE past the

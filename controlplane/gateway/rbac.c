@@ -48,6 +48,8 @@ static const struct {
 	{PERM_FINDINGS_TRIAGE,	"findings:triage",	{1, 1, 0, 0, 1}},
 	{PERM_REPORTS_READ,	"reports:read",		{1, 1, 1, 0, 1}},
 	{PERM_EVENTS_SUBSCRIBE,	"events:subscribe",	{1, 1, 1, 0, 1}},
+	{PERM_DLQ_READ,		"dead-letters:read",	{0, 0, 0, 0, 1}},
+	{PERM_DLQ_MANAGE,	"dead-letters:manage",	{0, 0, 0, 0, 1}},
 };
 /* clang-format on */
 

@@ -74,6 +74,16 @@ static const struct gw_route routes[] = {
 	{"GET", "/v1/audit/verify", PERM_AUDIT_VERIFY, SCOPE_QUERY_TENANT, NULL,
          api_audit_verify, 0, 0, NULL},
 
+	/* the worker's dead letters (platform admins) */
+	{"GET", "/v1/admin/dead-letters", PERM_DLQ_READ, SCOPE_PLATFORM, NULL,
+         api_dlq_list, 0, 0, NULL},
+	{"POST", "/v1/admin/dead-letters/{id}/replay", PERM_DLQ_MANAGE,
+         SCOPE_PLATFORM, NULL, api_dlq_replay, 0, 204, NULL},
+	{"DELETE", "/v1/admin/dead-letters/{id}", PERM_DLQ_MANAGE,
+         SCOPE_PLATFORM, NULL, api_dlq_delete, 0, 0, NULL},
+	{"DELETE", "/v1/admin/dead-letters", PERM_DLQ_MANAGE, SCOPE_PLATFORM,
+         NULL, api_dlq_purge, 0, 200, NULL},
+
 	{"POST", "/v1/tenants/{tid}/ingest", PERM_INGEST_WRITE,
          SCOPE_PATH_TENANT, api_ingest_body, api_ingest, 0, 202,
          api_ingest_members},

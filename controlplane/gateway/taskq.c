@@ -79,8 +79,8 @@ void gw_taskq_free(struct gw_taskq *q)
 	free(q);
 }
 
-static int acquire(struct gw_taskq *q, struct vg_queue **out,
-                   struct vg_err *err)
+int gw_taskq_acquire(struct gw_taskq *q, struct vg_queue **out,
+                     struct vg_err *err)
 {
 	int rc;
 
@@ -103,8 +103,10 @@ static int acquire(struct gw_taskq *q, struct vg_queue **out,
 	return rc;
 }
 
-static void release(struct gw_taskq *q, struct vg_queue *h)
+void gw_taskq_release(struct gw_taskq *q, struct vg_queue *h)
 {
+	if (!h)
+		return;
 	pthread_mutex_lock(&q->mu);
 	q->idle[q->nidle++] = h;
 	pthread_cond_signal(&q->cond);
@@ -122,7 +124,7 @@ int gw_taskq_enqueue(struct gw_rctx *rc, const char *type,
 	struct vg_queue *h = NULL;
 	int r;
 
-	if ((r = acquire(q, &h, err)) != VG_OK)
+	if ((r = gw_taskq_acquire(q, &h, err)) != VG_OK)
 		return r;
 	r = vg_queue_enqueue(h, &m, err);
 	/* an idle handle learns only now that Redis restarted since its
@@ -131,7 +133,7 @@ int gw_taskq_enqueue(struct gw_rctx *rc, const char *type,
 	 * worker's tasks are idempotent. */
 	if (r == VG_IO || r == VG_CLOSED)
 		r = vg_queue_enqueue(h, &m, err);
-	release(q, h);
+	gw_taskq_release(q, h);
 	if (r == VG_OK) {
 		memcpy(id, m.id, sizeof(m.id));
 		gw_rlog(rc, VG_LOG_DEBUG, "task enqueued", "type", type,

@@ -47,6 +47,10 @@ static const struct {
 	{"GET /v1/tenants/{tid}/reports/{id}", "ANVP"},
 	{"GET /v1/tenants/{tid}/reports/{id}/content", "ANVP"},
 	{"GET /v1/events", "ANVP"},
+	{"GET /v1/admin/dead-letters", "P"},
+	{"POST /v1/admin/dead-letters/{id}/replay", "P"},
+	{"DELETE /v1/admin/dead-letters/{id}", "P"},
+	{"DELETE /v1/admin/dead-letters", "P"},
 };
 
 static const char role_letter[ROLE_COUNT] = {
