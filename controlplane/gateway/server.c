@@ -62,7 +62,6 @@ enum conn_state { C_READ, C_BUSY, C_WS };
 
 /* A published message, shared by the loops it was posted to. */
 struct ws_msg {
-	struct ws_msg *next;
 	atomic_int refs;
 	uint64_t hash;
 	char topic[SRV_TOPIC_MAX + 1];
@@ -120,7 +119,9 @@ struct loop {
 	int nconns;
 	pthread_mutex_t mu; /* guards done and the inbox */
 	struct conn *done;
-	struct ws_msg *inbox, *inbox_tail;
+	/* published messages for this loop: `inbox` fills while the loop
+	 * hands out `spare`; both hold ws_backlog */
+	struct ws_msg **inbox, **spare;
 	int inbox_n;
 	atomic_int nws; /* WebSockets on this loop */
 	char date[64];
@@ -654,14 +655,14 @@ static void msg_unref(struct ws_msg *m)
 }
 
 /* Published messages for this loop's WebSockets. */
-static void ws_fanout(struct loop *lp, struct ws_msg *m, int64_t now)
+static void ws_fanout(struct loop *lp, struct ws_msg **msgs, int n, int64_t now)
 {
 	struct srv *s = lp->s;
 	struct conn *dirty = NULL, *c;
 	unsigned long long sent = 0, slow = 0;
 
-	while (m) {
-		struct ws_msg *next = m->next;
+	for (int i = 0; i < n; i++) {
+		struct ws_msg *m = msgs[i];
 
 		for (c = lp->conns; c; c = c->next) {
 			if (c->state != C_WS || c->ws_closing ||
@@ -690,7 +691,6 @@ static void ws_fanout(struct loop *lp, struct ws_msg *m, int64_t now)
 			}
 		}
 		msg_unref(m);
-		m = next;
 	}
 	atomic_fetch_add(&s->ws_sent, sent);
 	atomic_fetch_add(&s->ws_dropped_slow, slow);
@@ -769,15 +769,8 @@ int srv_ws_publish(struct srv *s, const char *topic, const char *text,
 		targets--;
 		pthread_mutex_lock(&lp->mu);
 		full = lp->inbox_n >= s->cfg.ws_backlog;
-		if (!full) {
-			m->next = NULL;
-			if (lp->inbox_tail)
-				lp->inbox_tail->next = m;
-			else
-				lp->inbox = m;
-			lp->inbox_tail = m;
-			lp->inbox_n++;
-		}
+		if (!full)
+			lp->inbox[lp->inbox_n++] = m;
 		pthread_mutex_unlock(&lp->mu);
 		if (full) {
 			atomic_fetch_add(&s->ws_dropped_backlog, 1);
@@ -1199,7 +1192,8 @@ static void accept_all(struct loop *lp, int64_t now)
 static void drain_done(struct loop *lp, int64_t now)
 {
 	struct conn *c;
-	struct ws_msg *msgs;
+	struct ws_msg **msgs;
+	int nmsgs;
 	uint64_t v;
 
 	if (read(lp->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -1208,11 +1202,13 @@ static void drain_done(struct loop *lp, int64_t now)
 	c = lp->done;
 	lp->done = NULL;
 	msgs = lp->inbox;
-	lp->inbox = lp->inbox_tail = NULL;
+	nmsgs = lp->inbox_n;
+	lp->inbox = lp->spare;
+	lp->spare = msgs;
 	lp->inbox_n = 0;
 	pthread_mutex_unlock(&lp->mu);
-	if (msgs)
-		ws_fanout(lp, msgs, now);
+	if (nmsgs)
+		ws_fanout(lp, msgs, nmsgs, now);
 	while (c) {
 		struct conn *next = c->qnext;
 
@@ -1454,6 +1450,10 @@ static int loop_init(struct srv *s, struct loop *lp, struct vg_err *err)
 	lp->s = s;
 	lp->evfd = -1;
 	pthread_mutex_init(&lp->mu, NULL);
+	lp->inbox = calloc((size_t)s->cfg.ws_backlog, sizeof(*lp->inbox));
+	lp->spare = calloc((size_t)s->cfg.ws_backlog, sizeof(*lp->spare));
+	if (!lp->inbox || !lp->spare)
+		return vg_err_set(err, VG_NOMEM, "out of memory");
 	lp->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (lp->epfd < 0)
 		return vg_err_sys(err, VG_IO, "epoll_create1");
@@ -1539,12 +1539,10 @@ void srv_free(struct srv *s)
 
 		while (lp->conns)
 			conn_close(lp->conns);
-		while (lp->inbox) {
-			struct ws_msg *m = lp->inbox;
-
-			lp->inbox = m->next;
-			msg_unref(m);
-		}
+		for (int j = 0; j < lp->inbox_n; j++)
+			msg_unref(lp->inbox[j]);
+		free(lp->inbox);
+		free(lp->spare);
 		if (lp->epfd >= 0)
 			close(lp->epfd);
 		if (lp->evfd >= 0)

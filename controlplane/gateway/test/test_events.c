@@ -514,6 +514,49 @@ static void test_tenant_isolation(void **state)
 	wsc_close(&admin_b);
 }
 
+/* Many clients (on both event loops) and many events: every client gets
+ * every event of its tenant, once, in order. */
+static void test_fanout_order(void **state)
+{
+	enum { NCLIENTS = 12, NEVENTS = 400 };
+	struct wsc c[NCLIENTS];
+	struct vg_events_opts o = {.host = "127.0.0.1", .port = H.redis.port};
+	struct vg_events *e = NULL;
+	struct vg_err err = {0};
+
+	(void)state;
+	wait_subscribed();
+	for (int i = 0; i < NCLIENTS; i++)
+		wsc_open(&c[i], i % 3 == 2 ? viewer_b : viewer_a);
+	sleep_ms(100);
+	assert_int_equal(vg_events_new(&o, &e, &err), VG_OK);
+	for (int k = 0; k < NEVENTS; k++) {
+		json_t *ev = vg_event_new("run.progress",
+		                          k % 2 ? tenant_b : tenant_a, "order",
+		                          NULL);
+
+		json_object_set_new(ev, "seq", json_integer(k));
+		assert_int_equal(vg_events_publish(e, ev, NULL, &err), VG_OK);
+		json_decref(ev);
+	}
+	for (int i = 0; i < NCLIENTS; i++) {
+		const char *mine = i % 3 == 2 ? tenant_b : tenant_a;
+
+		for (int k = i % 3 == 2 ? 1 : 0; k < NEVENTS; k += 2) {
+			json_t *ev = wsc_event(&c[i], 5000);
+
+			if (!ev)
+				fail_msg("client %d: event %d missing", i, k);
+			assert_string_equal(
+				vg_json_get_str(ev, "tenant_id", ""), mine);
+			assert_int_equal(vg_json_get_int(ev, "seq", -1), k);
+			json_decref(ev);
+		}
+		wsc_close(&c[i]);
+	}
+	vg_events_free(e);
+}
+
 static char *ingest_body(const char *job, const char *batch, int shard,
                          int shards, int final)
 {
@@ -813,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_accept_key),
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_tenant_isolation),
+		cmocka_unit_test(test_fanout_order),
 		cmocka_unit_test(test_end_to_end),
 		cmocka_unit_test(test_ping_and_close),
 		cmocka_unit_test(test_bad_frames),
