@@ -97,7 +97,7 @@ static const struct setting settings[] = {
          "hash tag of the task queue's Redis keys (as the "
          "worker's)"},
 	{"VIGIL_EVENTS_MAX_QUEUE", NULL, T_LONG, OFF(events_max_queue),
-         "1048576", 4096, 64 << 20,
+         "262144", 4096, 64 << 20,
          "bytes of events waiting for one /v1/events client; past it the "
          "client is closed (1008)"},
 	{"VIGIL_EVENTS_PING_INTERVAL_MS", NULL, T_INT, OFF(events_ping_ms),

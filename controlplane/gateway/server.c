@@ -57,6 +57,8 @@
 #define SLACK_IN       4096 /* room for the start of a pipelined request */
 #define OUT_HIGH_WATER (256u << 10)
 #define WS_LINGER_MS   2000 /* wait for the client's end after a close */
+#define WS_READ_CHUNK  2048
+#define WS_KEEP_OUT    (64u << 10) /* output capacity kept when idle */
 
 enum conn_state { C_READ, C_BUSY, C_WS };
 
@@ -575,12 +577,15 @@ static void ws_process(struct conn *c, int64_t now)
 	struct srv *s = c->lp->s;
 
 	while (!c->ws_closing) {
-		unsigned char *p = (unsigned char *)c->in.data + c->in_off;
 		size_t avail = c->in.len - c->in_off;
+		unsigned char *p, *pl;
 		struct ws_frame f;
-		unsigned char *pl;
-		int r = ws_parse(p, avail, s->cfg.ws_max_frame, &f);
+		int r;
 
+		if (avail < 2)
+			return;
+		p = (unsigned char *)c->in.data + c->in_off;
+		r = ws_parse(p, avail, s->cfg.ws_max_frame, &f);
 		if (r == 0)
 			return;
 		if (r != 1) {
@@ -644,6 +649,16 @@ static void ws_process(struct conn *c, int64_t now)
 	}
 	/* closing: whatever else comes is discarded */
 	c->in_off = c->in.len;
+}
+
+/* An idle WebSocket holds no input buffer. */
+static void ws_trim_input(struct conn *c)
+{
+	if (c->in_off == c->in.len) {
+		vg_buf_cleanup(&c->in);
+		vg_buf_init(&c->in, 0);
+		c->in_off = 0;
+	}
 }
 
 static int serve(struct conn *c, int64_t now);
@@ -820,6 +835,7 @@ static void process(struct conn *c, int64_t now)
 
 	if (c->state == C_WS) {
 		ws_process(c, now);
+		ws_trim_input(c);
 		return;
 	}
 	while (c->state == C_READ && !c->close_after) {
@@ -964,7 +980,11 @@ static int conn_read(struct conn *c)
 			c->read_pending = 1;
 			return 0;
 		}
-		room = max_in - c->in.len < 16384 ? max_in - c->in.len : 16384;
+		/* a WebSocket reads little (control frames): a small
+		 * buffer each, not a request's */
+		room = c->state == C_WS ? WS_READ_CHUNK : 16384;
+		if (max_in - c->in.len < room)
+			room = max_in - c->in.len;
 		if (vg_buf_reserve(&c->in, room))
 			return -1;
 		n = io_read(c, c->in.data + c->in.len, room);
@@ -1006,6 +1026,11 @@ static int conn_write(struct conn *c)
 	}
 	vg_buf_reset(&c->out);
 	c->out_off = 0;
+	/* a WebSocket lives long: give back what a burst made it take */
+	if (c->state == C_WS && c->out.cap > WS_KEEP_OUT) {
+		vg_buf_cleanup(&c->out);
+		vg_buf_init(&c->out, 0);
+	}
 	return 0;
 }
 
@@ -1423,7 +1448,7 @@ int srv_new(const struct srv_config *cfg, const struct srv_ops *ops, void *ud,
 	if (s->cfg.ws_max_frame > s->cfg.max_body)
 		s->cfg.ws_max_frame = s->cfg.max_body;
 	if (!s->cfg.ws_max_queue)
-		s->cfg.ws_max_queue = 1 << 20;
+		s->cfg.ws_max_queue = 256 << 10;
 	if (s->cfg.ws_ping_ms <= 0)
 		s->cfg.ws_ping_ms = 30000;
 	if (s->cfg.ws_backlog <= 0)

@@ -44,7 +44,7 @@ struct srv_config {
 	size_t ws_max_frame; /* client frame payload (1009 past it);
 	                        default 64 KiB, at most max_body */
 	size_t ws_max_queue; /* bytes waiting for one client; past it the
-	                        client is closed (1008); default 1 MiB */
+	                        client is closed (1008); default 256 KiB */
 	int ws_ping_ms;      /* ping interval; a client silent for two is
 	                        dropped; default 30000 */
 	int ws_backlog;      /* published messages waiting for one loop;
