@@ -129,7 +129,8 @@ static void ws_handshake(struct sub *s, const char *host, const char *token)
 			size_t hl = (size_t)(end - s->buf) + 4;
 
 			if (strncmp(s->buf, "HTTP/1.1 101", 12) != 0) {
-				fprintf(stderr, "handshake: %.*s\n", 40, s->buf);
+				fprintf(stderr, "handshake: %.*s\n", 40,
+				        s->buf);
 				exit(1);
 			}
 			memmove(s->buf, s->buf + hl, s->len - hl);
@@ -225,8 +226,9 @@ int main(int argc, char **argv)
 	long long want, cum = 0, p50 = -1, p99 = -1;
 
 	if (argc < 10) {
-		fprintf(stderr, "usage: %s ws|redis HOST PORT N EVENTS RATE "
-		                "REDIS_PORT TENANT TOKEN|- [PID]\n",
+		fprintf(stderr,
+		        "usage: %s ws|redis HOST PORT N EVENTS RATE "
+		        "REDIS_PORT TENANT TOKEN|- [PID]\n",
 		        argv[0]);
 		return 2;
 	}
@@ -249,16 +251,18 @@ int main(int argc, char **argv)
 
 	rss0 = rss_kb(pid);
 	for (int i = 0; i < n; i++) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &subs[i]};
+		struct epoll_event ev = {.events = EPOLLIN,
+		                         .data.ptr = &subs[i]};
 
 		subs[i].fd = dial(host, port);
 		if (strcmp(mode, "ws") == 0) {
 			ws_handshake(&subs[i], host, token);
 		} else {
 			char cmd[128];
-			int m = snprintf(cmd, sizeof(cmd),
-			                 "*2\r\n$10\r\nPSUBSCRIBE\r\n$%zu\r\n%s\r\n",
-			                 strlen(pattern), pattern);
+			int m = snprintf(
+				cmd, sizeof(cmd),
+				"*2\r\n$10\r\nPSUBSCRIBE\r\n$%zu\r\n%s\r\n",
+				strlen(pattern), pattern);
 
 			subs[i].rr = redisReaderCreate();
 			send_all(subs[i].fd, cmd, (size_t)m);
@@ -289,12 +293,14 @@ int main(int argc, char **argv)
 		/* publish what is due: paced, or in batches of 64 */
 		while (sent < events &&
 		       (rate <= 0 ? 1
-		                  : now - t0 >= (int64_t)sent * 1000000000 / rate)) {
+		                  : now - t0 >= (int64_t)sent * 1000000000 /
+		                                        rate)) {
 			char msg[512];
-			int m = snprintf(msg, sizeof(msg),
-			                 "{\"type\":\"bench\",\"tenant_id\":\"%s\","
-			                 "\"seq\":%d,\"t\":%lld,\"pad\":\"%s\"}",
-			                 tenant, sent, (long long)now_ns(), pad);
+			int m = snprintf(
+				msg, sizeof(msg),
+				"{\"type\":\"bench\",\"tenant_id\":\"%s\","
+				"\"seq\":%d,\"t\":%lld,\"pad\":\"%s\"}",
+				tenant, sent, (long long)now_ns(), pad);
 
 			redisAppendCommand(pub, "PUBLISH %s %b", chan, msg,
 			                   (size_t)m);
@@ -316,7 +322,8 @@ int main(int argc, char **argv)
 			deadline = now_ns() + 60LL * 1000000000;
 		if (deadline && now_ns() > deadline)
 			break;
-		k = epoll_wait(ep, evs, 256, rate > 0 || sent == events ? 1 : 0);
+		k = epoll_wait(ep, evs, 256,
+		               rate > 0 || sent == events ? 1 : 0);
 		for (int i = 0; i < k; i++) {
 			struct sub *s = evs[i].data.ptr;
 			char buf[65536];

@@ -57,11 +57,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		lws_callback_on_writable_all_protocol(
-			ctx, lws_get_protocol(wsi) ? lws_get_protocol(wsi)
-			                           : lws_vhost_name_to_protocol(
-			                                     lws_get_vhost_by_name(
-			                                             ctx, "default"),
-			                                     "events"));
+			ctx,
+			lws_get_protocol(wsi)
+				? lws_get_protocol(wsi)
+				: lws_vhost_name_to_protocol(
+					  lws_get_vhost_by_name(ctx, "default"),
+					  "events"));
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		pthread_mutex_lock(&mu);
