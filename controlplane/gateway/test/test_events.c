@@ -574,16 +574,18 @@ static char *ingest_body(const char *job, const char *batch, int shard,
 	return s;
 }
 
-/* A real ingest, then the real worker: ingest.accepted from the gateway,
- * run.progress and run.finalized from vigil-worker. */
+/* A real ingest, then the real worker and brain: ingest.accepted from
+ * the gateway, run.progress and run.finalized from vigil-worker,
+ * report.ready from vigil-brain. */
 static void test_end_to_end(void **state)
 {
 	struct wsc a;
 	struct h_resp r;
-	char path[128], bin[PATH_MAX + 32], port[16], *body;
+	char path[128], bin[PATH_MAX + 32], brain[PATH_MAX + 32], port[16];
+	char *body;
 	char run[40];
 	json_t *e;
-	pid_t pid;
+	pid_t pid, bpid;
 	int st;
 
 	(void)state;
@@ -613,14 +615,17 @@ static void test_end_to_end(void **state)
 	{
 		char self[PATH_MAX];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		const char *dir;
 
 		assert_true(n > 0);
 		self[n] = '\0';
-		snprintf(bin, sizeof(bin), "%s/../../../bin/vigil-worker",
-		         dirname(self));
+		dir = dirname(self);
+		snprintf(bin, sizeof(bin), "%s/../../../bin/vigil-worker", dir);
+		snprintf(brain, sizeof(brain), "%s/../../../bin/vigil-brain",
+		         dir);
 	}
-	if (access(bin, X_OK) != 0)
-		fail_msg("%s is not built (make programs)", bin);
+	if (access(bin, X_OK) != 0 || access(brain, X_OK) != 0)
+		fail_msg("%s or %s is not built (make programs)", bin, brain);
 	snprintf(port, sizeof(port), "%d", H.redis.port);
 	pid = fork();
 	if (pid == 0) {
@@ -647,6 +652,34 @@ static void test_end_to_end(void **state)
 	assert_int_equal(vg_json_get_int(e, "finding_counts.total", -1), 2);
 	assert_int_equal(vg_json_get_int(e, "finding_counts.high", -1), 2);
 	json_decref(e);
+	/* the brain completes the report the worker recorded */
+	bpid = fork();
+	if (bpid == 0) {
+		char dbport[16];
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		snprintf(dbport, sizeof(dbport), "%d", H.pg.port);
+		setenv("VIGIL_DB_HOST", "127.0.0.1", 1);
+		setenv("VIGIL_DB_PORT", dbport, 1);
+		setenv("VIGIL_DB_NAME", "vigil", 1);
+		setenv("VIGIL_DB_USER", "vigil_app", 1);
+		setenv("VIGIL_DB_SSLMODE", "disable", 1);
+		setenv("VIGIL_BRAIN_QUEUE_PREFIX", "vigil-brain", 1);
+		setenv("VIGIL_BRAIN_SWEEP_INTERVAL", "100ms", 1);
+		setenv("VIGIL_LOG_LEVEL", "error", 1);
+		execl(brain, brain, "--health-addr", "127.0.0.1:0",
+		      (char *)NULL);
+		_exit(127);
+	}
+	assert_true(bpid > 0);
+	e = wsc_expect(&a, "report.ready", 30000);
+	assert_string_equal(vg_json_get_str(e, "run_id", ""), run);
+	assert_true(vg_json_get_str(e, "report_id", "")[0]);
+	json_decref(e);
+	kill(bpid, SIGTERM);
+	waitpid(bpid, &st, 0);
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);
 	h_resp_free(&r);
