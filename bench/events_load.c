@@ -214,6 +214,22 @@ static void redis_replies(struct sub *s, const char *data, size_t n)
 	}
 }
 
+/* argv number in [lo, hi]; exits with a message otherwise */
+static int arg_num(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "bad number \"%s\" (want %ld..%ld)\n", s, lo,
+		        hi);
+		exit(2);
+	}
+	return (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode, *host, *tenant, *token, *pid;
@@ -234,11 +250,11 @@ int main(int argc, char **argv)
 	}
 	mode = argv[1];
 	host = argv[2];
-	port = atoi(argv[3]);
-	n = atoi(argv[4]);
-	events = atoi(argv[5]);
-	rate = atoi(argv[6]);
-	rport = atoi(argv[7]);
+	port = arg_num(argv[3], 1, 65535);
+	n = arg_num(argv[4], 1, 1000000000);
+	events = arg_num(argv[5], 1, 1000000000);
+	rate = arg_num(argv[6], 0, 1000000000);
+	rport = arg_num(argv[7], 1, 65535);
 	tenant = argv[8];
 	token = argv[9];
 	pid = argc > 10 ? argv[10] : NULL;

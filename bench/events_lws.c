@@ -17,6 +17,7 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,22 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* argv number in [lo, hi]; exits with a message otherwise */
+static int arg_num(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "bad number \"%s\" (want %ld..%ld)\n", s, lo,
+		        hi);
+		exit(2);
+	}
+	return (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	struct lws_context_creation_info info;
@@ -136,12 +153,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORT REDIS_PORT\n", argv[0]);
 		return 2;
 	}
-	redis_port = atoi(argv[2]);
+	redis_port = arg_num(argv[2], 1, 65535);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	lws_set_log_level(LLL_ERR, NULL);
 	memset(&info, 0, sizeof(info));
-	info.port = atoi(argv[1]);
+	info.port = arg_num(argv[1], 1, 65535);
 	info.iface = "127.0.0.1";
 	info.protocols = protocols;
 	ctx = lws_create_context(&info);
