@@ -244,13 +244,19 @@ operator_start c --leader-elect --database-url "$PG_URL"
 wait_for 30 "a leader" sh -c "[ \$(( \$(curl -sf 127.0.0.1:$OP_b_METRICS/metrics | grep -c '^leader_election_master_status.* 1$') + \
 	\$(curl -sf 127.0.0.1:$OP_c_METRICS/metrics | grep -c '^leader_election_master_status.* 1$') )) -eq 1 ]"
 wait_for 30 "Platform Ready under the leader" is_equal True cond platform vigil Ready
-if curl -sf "127.0.0.1:$OP_b_METRICS/metrics" | grep -q '^leader_election_master_status.* 1$'; then
+# who leads, from the Lease itself (identity <host>_<pid>), not from a
+# second scrape that could fail under load and point at the wrong one
+holder=$(k get lease vigil-operator -o jsonpath='{.spec.holderIdentity}')
+if [ "${holder##*_}" = "$OP_b_PID" ]; then
 	leader=b follower=c
-else
+elif [ "${holder##*_}" = "$OP_c_PID" ]; then
 	leader=c follower=b
+else
+	fail "the Lease is held by $holder, neither b ($OP_b_PID) nor c ($OP_c_PID)"
 fi
 fm=OP_${follower}_METRICS
-[ "$(metric "${!fm}" vigil_operator_write_requests_total)" -eq 0 ] || fail "the follower wrote"
+[ "$(metric "${!fm}" vigil_operator_write_requests_total)" -eq 0 ] ||
+	fail "the follower wrote: $(curl -sf "127.0.0.1:${!fm}/metrics" | grep -E '^(rest_client_requests_total|vigil_operator_write|leader_election)')"
 check "leader $leader writes, follower $follower made 0 writes"
 operator_kill9 "$leader"
 t0=$SECONDS

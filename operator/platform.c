@@ -13,6 +13,7 @@
 #include "vigil/db.h"
 #include "vigil/json.h"
 #include "vigil/log.h"
+#include "vigil/strmap.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -664,7 +665,10 @@ static json_t *collect_live(struct rec *rc, const json_t *children)
  * cannot reach yet is retried with the Platform's next look.
  */
 static pthread_mutex_t app_pw_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char app_pw_done[32]; /* SHA-256 of the last one set */
+/* Platform uid -> SHA-256 of the password last set for it: each Platform
+ * sets its own once (two on one server would otherwise take turns) */
+static struct vg_strmap app_pw_done = { 0 };
+static int app_pw_init;
 
 static int app_password_tx(struct vg_db_conn *c, void *arg,
 			   struct vg_err *err)
@@ -675,10 +679,10 @@ static int app_password_tx(struct vg_db_conn *c, void *arg,
 static int set_app_password(struct rec *rc, const struct platform_env *env)
 {
 	char name[300], *pw = NULL, sql[200];
-	unsigned char md[32];
+	unsigned char md[32], *done;
 	unsigned int mdlen = 0;
 	struct tenant_db *db = NULL;
-	const char *b64;
+	const char *b64, *uid;
 	json_t *secret;
 	struct vg_err err;
 	size_t n;
@@ -716,8 +720,14 @@ static int set_app_password(struct rec *rc, const struct platform_env *env)
 		goto out;
 	}
 	EVP_Digest(pw, n, md, &mdlen, EVP_sha256(), NULL);
+	uid = vg_json_get_str(rc->obj, "metadata.uid", "");
 	pthread_mutex_lock(&app_pw_mu);
-	r = memcmp(md, app_pw_done, sizeof(md)) == 0;
+	if (!app_pw_init) {
+		vg_strmap_init(&app_pw_done, free);
+		app_pw_init = 1;
+	}
+	done = vg_strmap_get(&app_pw_done, uid);
+	r = done && memcmp(md, done, sizeof(md)) == 0;
 	pthread_mutex_unlock(&app_pw_mu);
 	if (r) {
 		r = VG_OK;
@@ -743,9 +753,14 @@ static int set_app_password(struct rec *rc, const struct platform_env *env)
 			"err", err.msg);
 		goto out;
 	}
-	pthread_mutex_lock(&app_pw_mu);
-	memcpy(app_pw_done, md, sizeof(md));
-	pthread_mutex_unlock(&app_pw_mu);
+	done = malloc(sizeof(md));
+	if (done) {
+		memcpy(done, md, sizeof(md));
+		pthread_mutex_lock(&app_pw_mu);
+		if (vg_strmap_put(&app_pw_done, uid, done) != VG_OK)
+			free(done);
+		pthread_mutex_unlock(&app_pw_mu);
+	}
 	vg_info("vigil_app's password set", "platform", rc->key);
 out:
 	OPENSSL_cleanse(pw, strlen(pw));
