@@ -221,6 +221,9 @@ check "Replace: the running Job $ra deleted (RunStopped Event), the new run star
 
 echo "== a cron schedule"
 wait_for 90 "minutely ran" sh -c "[ \$(kubectl -n $TNS get jobs -l vigil.dev/scan-policy=minutely -o name | wc -l) -ge 1 ]"
+# the Job appears just before the status that records it
+wait_for 30 "lastScheduleTime recorded" sh -c "kubectl -n $TNS get scanpolicy minutely \
+	-o jsonpath='{.status.lastScheduleTime}' | grep -q ."
 last=$(jp -n "$TNS" get scanpolicy minutely -o 'jsonpath={.status.lastScheduleTime}')
 next=$(jp -n "$TNS" get scanpolicy minutely -o 'jsonpath={.status.nextScheduleTime}')
 [[ $last == *:00Z ]] || fail "lastScheduleTime not a whole minute: $last"

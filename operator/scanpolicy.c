@@ -28,8 +28,10 @@
 #include "vigil/timeutil.h"
 
 #define MSG_LEN 512
-/* a Job created but not yet in the cache counts for the quota this long */
-#define PENDING_SECONDS 60
+/* a Job created but not yet in the cache counts for the quota this long:
+ * the informer shows it within milliseconds, and a Job deleted before any
+ * quota check saw it (its policy deleted) must not hold a slot for long */
+#define PENDING_SECONDS 5
 
 /*
  * Quota checks and starts are serialised, and the Jobs just created are
