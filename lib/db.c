@@ -204,6 +204,9 @@ static int build_options(struct vg_db_pool *p, const struct vg_db_opts *o)
 	if (rc == VG_OK && o->statement_timeout_ms > 0)
 		rc = vg_buf_appendf(&b, "%s-c statement_timeout=%d",
 				    b.len ? " " : "", o->statement_timeout_ms);
+	/* timestamps come back in UTC whatever the server's default */
+	if (rc == VG_OK)
+		rc = vg_buf_appendf(&b, "%s-c TimeZone=UTC", b.len ? " " : "");
 	if (rc == VG_OK && b.len && !(p->options = vg_buf_take(&b)))
 		rc = VG_NOMEM;
 	vg_buf_cleanup(&b);
@@ -466,7 +469,9 @@ void vg_db_release(struct vg_db_conn *c)
 	if (!c)
 		return;
 	had = c->pg != NULL;
-	if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
+	if (c->pg && PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF) {
+		slot_close(c); /* results still owed: unusable */
+	} else if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
 		switch (PQtransactionStatus(c->pg)) {
 		case PQTRANS_IDLE:
 			break;
@@ -689,6 +694,26 @@ const char *vg_db_res_get(const struct vg_db_res *r, int row, int col)
 	return PQgetvalue(r->pg, row, col);
 }
 
+int vg_db_res_len(const struct vg_db_res *r, int row, int col)
+{
+	if (!r || row < 0 || col < 0 || row >= PQntuples(r->pg) ||
+	    col >= PQnfields(r->pg))
+		return 0;
+	return PQgetlength(r->pg, row, col);
+}
+
+unsigned vg_db_res_type(const struct vg_db_res *r, int col)
+{
+	return r && col >= 0 && col < PQnfields(r->pg)
+		       ? (unsigned)PQftype(r->pg, col)
+		       : 0;
+}
+
+int vg_db_res_binary(const struct vg_db_res *r)
+{
+	return r && PQnfields(r->pg) > 0 && PQfformat(r->pg, 0) == 1;
+}
+
 long long vg_db_res_affected(const struct vg_db_res *r)
 {
 	const char *s = r ? PQcmdTuples(r->pg) : "";
@@ -829,6 +854,210 @@ int vg_db_tx(struct vg_db_pool *p, const char *tenant_id, unsigned flags,
 		if (rc != VG_AGAIN || attempt >= TX_RETRIES)
 			return rc;
 		backoff(attempt);
+	}
+}
+
+/* --- pipelined reads ------------------------------------------------- */
+
+#define READ_STEPS_MAX 8
+
+static const struct vg_db_stmt st_read_tenant = {
+	.name = "vg_read_tenant",
+	.sql = "SELECT pg_catalog.set_config('vigil.tenant_id', $1, true),"
+	       " pg_catalog.set_config('transaction_read_only', 'on', true)",
+	.nparams = 1,
+};
+
+static const struct vg_db_stmt st_read_tenant_generic = {
+	.name = "vg_read_tenant_generic",
+	.sql = "SELECT pg_catalog.set_config('vigil.tenant_id', $1, true),"
+	       " pg_catalog.set_config('transaction_read_only', 'on', true),"
+	       " pg_catalog.set_config('plan_cache_mode',"
+	       " 'force_generic_plan', true)",
+	.nparams = 1,
+};
+
+static const struct vg_db_stmt st_read_generic = {
+	.name = "vg_read_generic",
+	.sql = "SELECT pg_catalog.set_config('transaction_read_only', 'on',"
+	       " true), pg_catalog.set_config('plan_cache_mode',"
+	       " 'force_generic_plan', true)",
+	.nparams = 0,
+};
+
+static const struct vg_db_stmt st_read_only = {
+	.name = "vg_read_only",
+	.sql = "SELECT pg_catalog.set_config('transaction_read_only', 'on',"
+	       " true)",
+	.nparams = 0,
+};
+
+/* What the pipeline expects back, in order. */
+struct read_cmd {
+	const struct vg_db_stmt *st;
+	int step;    /* index in steps, -1 for the tenant statement */
+	int prepare; /* a Parse, not an Execute */
+};
+
+/* Queue one statement (and its Parse when the connection lacks it). */
+static int read_queue(struct vg_db_conn *c, const struct vg_db_stmt *st,
+		      const char *const *params, int binary, int step,
+		      struct read_cmd *cmds, int *nc)
+{
+	const char *known = vg_strmap_get(&c->prepared, st->name);
+
+	if (known && known != st->sql && strcmp(known, st->sql) != 0)
+		return -1;
+	if (!known) {
+		if (!PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL))
+			return -1;
+		cmds[(*nc)++] = (struct read_cmd){st, step, 1};
+	}
+	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL,
+				 NULL, binary ? 1 : 0))
+		return -1;
+	cmds[(*nc)++] = (struct read_cmd){st, step, 0};
+	return 0;
+}
+
+static void free_steps(struct vg_db_step *steps, int n)
+{
+	for (int i = 0; i < n; i++) {
+		vg_db_res_free(steps[i].res);
+		steps[i].res = NULL;
+	}
+}
+
+/* One round trip on `c`. Leaves pipeline mode, or the connection broken. */
+static int read_pipeline(struct vg_db_conn *c, const char *tenant_id,
+			 struct vg_db_step *steps, int n, struct vg_err *err)
+{
+	struct read_cmd cmds[2 * (READ_STEPS_MAX + 1)];
+	const char *tp[1] = {tenant_id};
+	int nc = 0, rc = VG_OK, ok;
+	PGresult *r;
+
+	int generic = 0;
+
+	for (int i = 0; i < n; i++)
+		generic |= steps[i].st->generic;
+	if (!PQenterPipelineMode(c->pg))
+		return result_err(c->pg, NULL, "pipeline", err);
+	ok = read_queue(c,
+			tenant_id ? (generic ? &st_read_tenant_generic
+					     : &st_read_tenant)
+				  : (generic ? &st_read_generic
+					     : &st_read_only),
+			tp, 0, -1, cmds, &nc) == 0;
+	for (int i = 0; ok && i < n; i++)
+		ok = read_queue(c, steps[i].st, steps[i].params,
+				steps[i].binary, i, cmds, &nc) == 0;
+	if (!ok || !PQpipelineSync(c->pg)) {
+		rc = PQstatus(c->pg) == CONNECTION_OK
+			     ? vg_err_set(err, VG_INVAL,
+					  "pipeline: could not queue (%s)",
+					  PQerrorMessage(c->pg))
+			     : result_err(c->pg, NULL, "pipeline", err);
+		slot_close(c); /* mid-pipeline: not reusable */
+		return rc;
+	}
+	for (int i = 0; i < nc; i++) {
+		const struct read_cmd *m = &cmds[i];
+		ExecStatusType st;
+
+		r = PQgetResult(c->pg);
+		if (!r) { /* connection lost */
+			if (rc == VG_OK)
+				rc = result_err(c->pg, NULL, m->st->name, err);
+			break;
+		}
+		st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_ABORTED) {
+			PQclear(r);
+		} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (rc == VG_OK)
+				rc = finish(c, r, m->st->name, NULL, err);
+			else
+				PQclear(r);
+		} else if (m->prepare) {
+			PQclear(r);
+			if (vg_strmap_put(&c->prepared, m->st->name,
+					  (void *)m->st->sql) != VG_OK &&
+			    rc == VG_OK)
+				rc = vg_err_set(err, VG_NOMEM,
+						"prepared statements");
+		} else if (m->step < 0 || rc != VG_OK) {
+			PQclear(r);
+		} else {
+			int frc = finish(c, r, m->st->name, &steps[m->step].res,
+					 err);
+
+			if (frc != VG_OK)
+				rc = frc;
+		}
+		/* each command's results end with a NULL */
+		if ((r = PQgetResult(c->pg))) {
+			PQclear(r);
+			if (rc == VG_OK)
+				rc = vg_err_set(err, VG_UNSUPPORTED,
+						"%s: more than one result",
+						m->st->name);
+			slot_close(c);
+			return rc;
+		}
+	}
+	r = PQstatus(c->pg) == CONNECTION_OK ? PQgetResult(c->pg) : NULL;
+	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC ||
+	    !PQexitPipelineMode(c->pg)) {
+		if (rc == VG_OK)
+			rc = result_err(c->pg, NULL, "pipeline sync", err);
+		slot_close(c);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int vg_db_read(struct vg_db_pool *p, const char *tenant_id,
+	       struct vg_db_step *steps, int n, struct vg_err *err)
+{
+	int replaced = 0, rc;
+
+	for (int i = 0; i < n; i++)
+		steps[i].res = NULL;
+	if (n < 1 || n > READ_STEPS_MAX)
+		return vg_err_set(err, VG_INVAL, "a read of %d statements", n);
+	for (int i = 0; i < n; i++)
+		if (!steps[i].st || !steps[i].st->name || !*steps[i].st->name ||
+		    !steps[i].st->sql)
+			return vg_err_set(err, VG_INVAL,
+					  "bad prepared statement");
+	if (tenant_id && !vg_db_is_uuid(tenant_id))
+		return vg_err_set(err, VG_INVAL, "tenant id is not a UUID");
+	for (int attempt = 0;; attempt++) {
+		struct vg_db_conn *c = NULL;
+		int again;
+
+		rc = vg_db_acquire(p, &c, err);
+		if (rc != VG_OK)
+			return rc;
+		rc = read_pipeline(c, tenant_id, steps, n, err);
+		if (rc == VG_OK) {
+			vg_db_release(c);
+			return rc;
+		}
+		free_steps(steps, n);
+		/* 26000: the session lost its prepared statements (DEALLOCATE
+		 * ALL, DISCARD ALL): prepare them again. A lost connection:
+		 * another one (nothing was written). */
+		again = err && strcmp(err->reason, "26000") == 0;
+		if (again && c->pg) {
+			vg_strmap_cleanup(&c->prepared);
+			vg_strmap_init(&c->prepared, NULL);
+		}
+		vg_db_release(c);
+		if (attempt > 0 || !(again || (vg_db_unavailable(err) &&
+					       !replaced++)))
+			return rc;
 	}
 }
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -774,6 +775,118 @@ static void test_prepared_statements(void **state)
 	vg_db_pool_free(p);
 }
 
+/* --- reads in one round trip ---------------------------------------- */
+
+static const struct vg_db_stmt st_count_findings = {
+	.name = "test_count_findings",
+	.sql = "SELECT count(*), current_setting('vigil.tenant_id', true)"
+	       " FROM findings",
+	.nparams = 0,
+};
+
+static const struct vg_db_stmt st_findings_of = {
+	.name = "test_findings_of",
+	.sql = "SELECT count(*) FROM findings WHERE run_id = $1::uuid",
+	.nparams = 1,
+};
+
+static const struct vg_db_stmt st_write_in_read = {
+	.name = "test_write_in_read",
+	.sql = "UPDATE findings SET state = 'accepted'",
+	.nparams = 0,
+};
+
+static const struct vg_db_stmt st_bad_cast = {
+	.name = "test_bad_cast",
+	.sql = "SELECT $1::integer",
+	.nparams = 1,
+};
+
+static void test_read_pipeline(void **state)
+{
+	(void)state;
+	struct world w;
+	struct vg_err err = { 0 };
+	struct vg_db_conn *c = NULL;
+	const char *run_b[] = { NULL }, *bad[] = { "x" };
+	char *v = NULL;
+
+	world_init(&w, "read_pipe");
+	run_b[0] = w.run_b;
+	for (int round = 0; round < 3; round++) { /* prepared, then reused */
+		struct vg_db_step s[] = {
+			{ .st = &st_count_findings },
+			{ .st = &st_findings_of, .params = run_b },
+		};
+
+		assert_int_equal(vg_db_read(w.app, w.a, s, 2, &err), VG_OK);
+		/* the tenant holds for every step; the policy filters */
+		assert_string_equal(vg_db_res_get(s[0].res, 0, 0), "3");
+		assert_string_equal(vg_db_res_get(s[0].res, 0, 1), w.a);
+		assert_string_equal(vg_db_res_get(s[1].res, 0, 0), "0");
+		vg_db_res_free(s[0].res);
+		vg_db_res_free(s[1].res);
+		assert_int_equal(vg_db_read(w.app, w.b, s, 2, &err), VG_OK);
+		assert_string_equal(vg_db_res_get(s[0].res, 0, 0), "2");
+		assert_string_equal(vg_db_res_get(s[1].res, 0, 0), "2");
+		vg_db_res_free(s[0].res);
+		vg_db_res_free(s[1].res);
+	}
+	/* no tenant: no rows */
+	struct vg_db_step none[] = { { .st = &st_count_findings } };
+	assert_int_equal(vg_db_read(w.app, NULL, none, 1, &err), VG_OK);
+	assert_string_equal(vg_db_res_get(none[0].res, 0, 0), "0");
+	vg_db_res_free(none[0].res);
+
+	/* read only: a write fails (25006) and nothing changed */
+	struct vg_db_step wr[] = { { .st = &st_count_findings },
+				   { .st = &st_write_in_read } };
+	assert_int_equal(vg_db_read(w.app, w.a, wr, 2, &err), VG_DB);
+	assert_string_equal(err.reason, "25006");
+	assert_null(wr[0].res);
+	assert_null(wr[1].res);
+	struct q acc = { .sql = "SELECT count(*) FROM findings "
+				"WHERE state = 'accepted'" };
+	assert_int_equal(tx_q(w.admin, NULL, &acc, &err), VG_OK);
+	assert_string_equal(acc.val, "0");
+
+	/* an error in a step: its code, the other results dropped */
+	struct vg_db_step e[] = { { .st = &st_count_findings },
+				  { .st = &st_bad_cast, .params = bad } };
+	assert_int_equal(vg_db_read(w.app, w.a, e, 2, &err), VG_INVAL);
+	assert_string_equal(err.reason, "22P02");
+	assert_null(e[0].res);
+	/* a bad tenant id is refused before anything is sent */
+	assert_int_equal(vg_db_read(w.app, "a'; DROP", none, 1, &err), VG_INVAL);
+
+	/* the connections went back clean: idle, no tenant, read-write,
+	 * out of pipeline mode; a session that lost its statements (and
+	 * one whose server side was closed) gets them back */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(vg_db_acquire(w.app, &c, &err), VG_OK);
+		assert_int_equal(PQpipelineStatus(vg_db_conn_pg(c)),
+				 PQ_PIPELINE_OFF);
+		assert_int_equal(vg_db_query_value(
+					 c,
+					 "SELECT coalesce(current_setting("
+					 "'vigil.tenant_id', true), '') || '/' "
+					 "|| current_setting("
+					 "'transaction_read_only')",
+					 0, NULL, &v, &err),
+				 VG_OK);
+		assert_string_equal(v, "/off");
+		free(v);
+		assert_int_equal(vg_db_exec_script(c, "DEALLOCATE ALL", &err),
+				 VG_OK);
+		vg_db_release(c);
+	}
+	struct vg_db_step again[] = { { .st = &st_count_findings } };
+	assert_int_equal(vg_db_read(w.app, w.a, again, 1, &err), VG_OK);
+	assert_string_equal(vg_db_res_get(again[0].res, 0, 0), "3");
+	vg_db_res_free(again[0].res);
+	world_free(&w);
+}
+
 struct hammer {
 	struct vg_db_pool *p;
 	int ok;
@@ -940,6 +1053,7 @@ int main(void)
 		cmocka_unit_test(test_errors_keep_sqlstate),
 		cmocka_unit_test(test_acquire_timeout),
 		cmocka_unit_test(test_prepared_statements),
+		cmocka_unit_test(test_read_pipeline),
 		cmocka_unit_test(test_pool_threads),
 		cmocka_unit_test(test_tx_retries_serialization_failures),
 		/* last: they restart the shared server */

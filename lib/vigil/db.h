@@ -60,7 +60,8 @@ struct vg_db_opts {
 	 * before it is handed out; 0: 1000; < 0: always. */
 	int health_check_idle_ms;
 	int statement_timeout_ms; /* 0: the server's default */
-	/* search_path of every session; NULL: "vigil, public"; "": unset */
+	/* search_path of every session; NULL: "vigil, public"; "": unset.
+	 * Every session also runs with TimeZone UTC. */
 	const char *search_path;
 	const char *application_name; /* NULL: "vigil" */
 };
@@ -146,6 +147,11 @@ struct vg_db_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
+	/* vg_db_read only: run from the generic plan every time (no planning
+	 * per run). For statements whose generic plan is the right one but
+	 * looks dearer than a custom one, such as a keyset page with
+	 * LIMIT $n (the planner guesses 10% of the rows for $n). */
+	int generic;
 };
 int vg_db_exec_stmt(struct vg_db_conn *c, const struct vg_db_stmt *st,
 		    const char *const *params, struct vg_db_res **out,
@@ -166,6 +172,11 @@ int vg_db_res_cols(const struct vg_db_res *r);
 /* Column index of `name`, or -1. */
 int vg_db_res_col(const struct vg_db_res *r, const char *name);
 const char *vg_db_res_get(const struct vg_db_res *r, int row, int col);
+/* For binary results (vg_db_step.binary): a value's length in bytes, a
+ * column's type OID, and 1 when the result is binary. */
+int vg_db_res_len(const struct vg_db_res *r, int row, int col);
+unsigned vg_db_res_type(const struct vg_db_res *r, int col);
+int vg_db_res_binary(const struct vg_db_res *r);
 /* Rows an INSERT/UPDATE/DELETE touched (0 for other statements). */
 long long vg_db_res_affected(const struct vg_db_res *r);
 void vg_db_res_free(struct vg_db_res *r);
@@ -201,6 +212,30 @@ typedef int (*vg_db_tx_fn)(struct vg_db_conn *c, void *arg,
 			   struct vg_err *err);
 int vg_db_tx(struct vg_db_pool *p, const char *tenant_id, unsigned flags,
 	     vg_db_tx_fn fn, void *arg, struct vg_err *err);
+
+/*
+ * A read in one round trip: the prepared statements of `steps` run in
+ * order, in one read-only transaction of `tenant_id` (NULL: no tenant),
+ * sent together in libpq's pipeline mode. The tenant is set by a prepared
+ * set_config(..., true) in the same implicit transaction, which ends at
+ * the pipeline's sync: the connection goes back to the pool with no
+ * tenant. Statements a connection has not prepared yet are prepared in
+ * the same round trip. When a step's statement is `generic`, the whole
+ * read runs with plan_cache_mode force_generic_plan.
+ *
+ * On VG_OK every step's `res` is a new result (free each with
+ * vg_db_res_free()); on failure none is, and the error is the first
+ * step's that failed. A lost connection is replaced once, since nothing
+ * was written.
+ */
+struct vg_db_step {
+	const struct vg_db_stmt *st;
+	const char *const *params;
+	int binary;            /* results in PostgreSQL's binary format */
+	struct vg_db_res *res; /* out */
+};
+int vg_db_read(struct vg_db_pool *p, const char *tenant_id,
+	       struct vg_db_step *steps, int n, struct vg_err *err);
 
 /* 1 when `err` says the server could not be reached or the connection
  * was lost (as opposed to an SQL error). */
