@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "server.h"
@@ -46,6 +47,7 @@ struct gw_config {
 	int request_timeout_ms, idle_timeout_ms, drain_timeout_ms;
 	int session_ttl_s, session_max_s;
 	int auth_fail_limit, auth_fail_window_s;
+	int auth_cache_ttl_ms;
 	int access_log;
 	char *trusted_proxies;
 	char *queue_prefix;
@@ -174,6 +176,7 @@ struct gw_health {
 
 struct gw_taskq;
 struct gw_eventsub;
+struct gw_authcache;
 
 struct gw {
 	struct gw_config *cfg;
@@ -183,6 +186,7 @@ struct gw {
 	struct gw_taskq *taskq;       /* the worker's task queue */
 	struct srv *srv;              /* the API server (WebSocket fan-out) */
 	struct gw_eventsub *eventsub; /* Redis pub/sub -> WebSockets */
+	struct gw_authcache *authcache; /* verified keys, clear addresses */
 	struct vg_metrics *reg;
 	struct gw_metrics m;
 	unsigned char bootstrap_hash[32];
@@ -360,6 +364,13 @@ void gw_rlog(const struct gw_rctx *rc, enum vg_log_level level, const char *msg,
 int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
           struct vg_err *err);
 
+/* The hot reads: prepared statements run as vg_db_read() does, in one
+ * round trip, for the request's tenant, with the same check that it
+ * exists first. At most GW_READ_STEPS steps. */
+#define GW_READ_STEPS 4
+int gw_read(struct gw_rctx *rc, struct vg_db_step *steps, int n,
+            struct vg_err *err);
+
 /* ------------------------------------------------------------------ */
 /* Authentication (auth.c) and sessions (session.c)                     */
 /* ------------------------------------------------------------------ */
@@ -377,6 +388,25 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user);
 void gw_auth_limit_fail(struct gw_rctx *rc, const char *user);
 void gw_auth_limit_reset_user(struct gw_rctx *rc, const char *user);
 void gw_auth_count(struct gw *g, const char *result);
+
+/* The short-lived memory of verified API keys and of client addresses
+ * Redis found not rate limited (authcache.c has the rules). `md` is the
+ * SHA-256 of the bearer token; `expires_ms` the key's expiry (Unix ms, 0
+ * none). ttl_ms 0: remembers nothing. */
+int gw_authcache_new(int ttl_ms, struct gw_authcache **out);
+void gw_authcache_free(struct gw_authcache *c);
+int gw_authcache_get(struct gw_authcache *c, const unsigned char md[32],
+                     struct gw_principal *who);
+void gw_authcache_put(struct gw_authcache *c, const unsigned char md[32],
+                      const struct gw_principal *who, int64_t expires_ms);
+void gw_authcache_drop_key(struct gw_authcache *c, const char *key_id);
+void gw_authcache_clear(struct gw_authcache *c);
+int gw_authcache_addr_clear(struct gw_authcache *c, const char *addr);
+void gw_authcache_addr_note(struct gw_authcache *c, const char *addr,
+                            int clear);
+/* Revoke `key_id` in every replica's memory: this one's at once, the
+ * others' through Redis pub/sub. */
+void gw_authcache_revoked(struct gw *g, const char *key_id);
 
 /* A new API key "vgk_<8 hex>_<43 base64url>" and its 12-character
  * public prefix. */
@@ -563,12 +593,32 @@ int gw_estop_read(struct gw *g, int *engaged, struct vg_err *err);
 /* Engage from configuration (VIGIL_EMERGENCY_STOP=true) at start-up. */
 int gw_estop_engage_from_config(struct gw *g, struct vg_err *err);
 
-/* A result row as a new JSON object. `spec` names the columns in order,
- * "id,name,disabled:b,seq:i,details:j" (type s string by default, b
- * boolean, i integer, j JSON text); SQL NULL becomes null. */
+/* A result row (text or binary) as a new JSON object. `spec` names the
+ * columns in order, "id,name,disabled:b,seq:i,details:j" (type s string
+ * by default, b boolean, i integer, j JSON text); SQL NULL becomes null,
+ * timestamps are RFC 3339 UTC. */
 json_t *gw_row_json(const struct vg_db_res *r, int row, const char *spec);
 /* Every row, as a new array. */
 json_t *gw_rows_json(const struct vg_db_res *r, const char *spec);
+/* The findings list's prepared statement for a set of filters: bit f of
+ * `mask` for filter f (severity, host, port, run_id, state, scanner, in
+ * that order, each one parameter), GW_FINDINGS_CURSOR for a next page
+ * (three parameters: rank, last_seen, id); the limit comes last. NULL on
+ * ENOMEM. */
+#define GW_FINDINGS_FILTERS 6
+#define GW_FINDINGS_CURSOR  (1u << GW_FINDINGS_FILTERS)
+const struct vg_db_stmt *gw_findings_stmt(unsigned mask);
+
+/* A value as the JSON renderers give it (binary results decoded,
+ * timestamps RFC 3339 UTC) into `out`; -1 for SQL NULL or too long. */
+int gw_col_text(const struct vg_db_res *r, int row, int col, char *out,
+                size_t size);
+/* The same object written straight into `out` as JSON text (the list
+ * pages' path: no tree per row). j columns are json/jsonb, whose text
+ * PostgreSQL guarantees to be JSON, and are copied as they are. Returns 0
+ * or a vg_buf error. */
+int gw_row_render(struct vg_buf *out, const struct vg_db_res *r, int row,
+                  const char *spec);
 
 /* Start and stop the background checker of PostgreSQL and Redis (feeds
  * /readyz) and of the emergency-stop and session gauges (health.c). */

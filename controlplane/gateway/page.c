@@ -10,6 +10,7 @@
 #include "gateway.h"
 
 #include "vigil/http_parse.h"
+#include "vigil/json.h"
 #include "vigil/json_validate.h"
 
 #include <errno.h>
@@ -206,34 +207,49 @@ int gw_page_params(struct gw_rctx *rc, const char *kinds, int *limit,
 void gw_reply_page(struct gw_rctx *rc, const struct vg_db_res *r,
                    const char *spec, int limit, int nkey)
 {
+	struct vg_buf *b = &rc->resp->body;
 	int rows = vg_db_res_rows(r), cols = vg_db_res_cols(r);
-	json_t *items = json_array(), *next = json_null();
+	int err = 0;
+	char *c = NULL;
 
-	for (int i = 0; items && i < rows && i < limit; i++) {
-		json_t *o = gw_row_json(r, i, spec);
-
-		if (!o || json_array_append_new(items, o)) {
-			json_decref(items);
-			items = NULL;
-		}
-	}
-	if (items && rows > limit) {
+	if (rows > limit) {
+		char text[GW_CURSOR_PARTS][72];
 		const char *key[GW_CURSOR_PARTS];
-		char *c;
 
 		for (int k = 0; k < nkey && k < GW_CURSOR_PARTS; k++)
-			key[k] = vg_db_res_get(r, limit - 1, cols - nkey + k);
-		c = gw_cursor_encode(key, nkey);
-		next = c ? json_string(c) : NULL;
-		free(c);
+			key[k] = gw_col_text(r, limit - 1, cols - nkey + k,
+			                     text[k], sizeof(text[k]))
+			                 ? ""
+			                 : text[k];
+		if (!(c = gw_cursor_encode(key, nkey)))
+			err = VG_NOMEM;
 	}
-	if (!items || !next) {
-		json_decref(items);
-		json_decref(next);
-		gw_reply_error(rc, 503, "unavailable", "out of memory");
+	/* written as it goes, not built as a tree: this is the hot path of
+	 * every list */
+	vg_buf_reset(b);
+	if (!err)
+		err = vg_buf_append_str(b, "{\"items\":[");
+	for (int i = 0; !err && i < rows && i < limit; i++) {
+		if (i)
+			err = vg_buf_append_byte(b, ',');
+		if (!err)
+			err = gw_row_render(b, r, i, spec);
+	}
+	if (!err)
+		err = vg_buf_append_str(b, "],\"next_cursor\":");
+	if (!err)
+		err = c ? vg_json_escape(b, c, strlen(c))
+		        : vg_buf_append_str(b, "null");
+	if (!err)
+		err = vg_buf_append_byte(b, '}');
+	free(c);
+	if (err) {
+		vg_buf_reset(b);
+		gw_reply_error(rc, err == VG_NOMEM ? 503 : 500,
+		               err == VG_NOMEM ? "unavailable" : "internal",
+		               "could not encode reply");
 		return;
 	}
-	gw_reply_json(
-		rc, 200,
-		json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+	rc->resp->status = 200;
+	rc->resp->content_type = "application/json";
 }

@@ -11,10 +11,12 @@
 #include "vigil/json.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /*
  * method, path, permission, tenant scope, body fields, handler, flags,
@@ -371,6 +373,29 @@ int gw_tx(struct gw_rctx *rc, unsigned flags, vg_db_tx_fn fn, void *arg,
 	return vg_db_tx(rc->g->db, rc->tenant, flags, tenant_tx, &w, err);
 }
 
+int gw_read(struct gw_rctx *rc, struct vg_db_step *steps, int n,
+            struct vg_err *err)
+{
+	struct vg_db_step all[GW_READ_STEPS + 1] = {{.st = &st_tenant_live}};
+	int first = rc->tenant ? 1 : 0, r;
+
+	if (n < 1 || n > GW_READ_STEPS)
+		return vg_err_set(err, VG_INVAL, "a read of %d statements", n);
+	memcpy(all + first, steps, (size_t)n * sizeof(*steps));
+	r = vg_db_read(rc->g->db, rc->tenant, all, n + first, err);
+	if (r == VG_OK && first && vg_db_res_rows(all[0].res) != 1)
+		r = vg_err_set(err, VG_NOTFOUND, "tenant not found");
+	vg_db_res_free(first ? all[0].res : NULL);
+	for (int i = 0; i < n; i++) {
+		steps[i].res = all[first + i].res;
+		if (r != VG_OK) {
+			vg_db_res_free(steps[i].res);
+			steps[i].res = NULL;
+		}
+	}
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* The pipeline                                                         */
 /* ------------------------------------------------------------------ */
@@ -646,13 +671,155 @@ static int next_col(const char **spec, char *name, size_t size, char *type)
 	return 1;
 }
 
+/* Type OIDs (pg_type.dat) the renderers decode from binary results; any
+ * other type is taken as text, which is what an enum's binary form is. */
+#define OID_BOOL        16
+#define OID_INT8        20
+#define OID_INT2        21
+#define OID_INT4        23
+#define OID_TIMESTAMPTZ 1184
+#define OID_UUID        2950
+#define OID_JSONB       3802
+#define PG_EPOCH        946684800 /* 2000-01-01 in Unix seconds */
+
+static uint64_t be_int(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Microseconds since 2000-01-01 UTC as RFC 3339 in UTC, the fraction as
+ * PostgreSQL prints it (trailing zeros dropped); the length, 0 if `n` is
+ * too small. */
+static size_t ts_text(int64_t us, char *out, size_t n)
+{
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	time_t t;
+	struct tm tm;
+	size_t len;
+
+	if (us == INT64_MAX || us == INT64_MIN) {
+		len = (size_t)snprintf(out, n, "%sinfinity",
+		                       us == INT64_MIN ? "-" : "");
+		return len < n ? len : 0;
+	}
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	t = (time_t)(secs + PG_EPOCH);
+	if (!gmtime_r(&t, &tm) ||
+	    !(len = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm)))
+		return 0;
+	if (frac) {
+		char f[8];
+		int d = 6;
+
+		snprintf(f, sizeof(f), "%06lld", (long long)frac);
+		while (d > 1 && f[d - 1] == '0')
+			d--;
+		if (len + 1 + (size_t)d >= n)
+			return 0;
+		len += (size_t)snprintf(out + len, n - len, ".%.*s", d, f);
+	}
+	if (len + 2 > n)
+		return 0;
+	out[len++] = 'Z';
+	out[len] = '\0';
+	return len;
+}
+
+#define COL_TMP 64
+
+/*
+ * A value as text, its length in *len; NULL for SQL NULL. Binary results
+ * are decoded; timestamptz is RFC 3339 UTC in both forms (text results
+ * come as "2026-11-28 19:00:52.5+00", the pool's sessions being in UTC).
+ * Values built here go to `tmp` (COL_TMP bytes); others are borrowed.
+ */
+static const char *col_text(const struct vg_db_res *r, int row, int col,
+                            char *tmp, size_t *len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *v =
+		(const unsigned char *)vg_db_res_get(r, row, col);
+	unsigned type = vg_db_res_type(r, col);
+	int n = vg_db_res_len(r, row, col);
+	long long i64;
+
+	*len = 0;
+	if (!v)
+		return NULL;
+	if (!vg_db_res_binary(r)) {
+		*len = (size_t)n;
+		if (type == OID_TIMESTAMPTZ && n >= 22 && n < COL_TMP &&
+		    v[10] == ' ' &&
+		    strcmp((const char *)v + n - 3, "+00") == 0) {
+			memcpy(tmp, v, (size_t)n - 3);
+			tmp[10] = 'T';
+			tmp[n - 3] = 'Z';
+			tmp[n - 2] = '\0';
+			*len = (size_t)n - 2;
+			return tmp;
+		}
+		return (const char *)v;
+	}
+	switch (type) {
+	case OID_BOOL:
+		*len = 1;
+		return n == 1 && v[0] ? "t" : "f";
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8:
+		if (n == 2)
+			i64 = (int16_t)be_int(v, 2);
+		else if (n == 4)
+			i64 = (int32_t)be_int(v, 4);
+		else if (n == 8)
+			i64 = (int64_t)be_int(v, 8);
+		else
+			return NULL;
+		*len = (size_t)snprintf(tmp, COL_TMP, "%lld", i64);
+		return tmp;
+	case OID_UUID:
+		if (n != 16)
+			return NULL;
+		for (int i = 0, o = 0; i < 16; i++) {
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				tmp[o++] = '-';
+			tmp[o++] = hex[v[i] >> 4];
+			tmp[o++] = hex[v[i] & 15];
+			tmp[o] = '\0';
+		}
+		*len = 36;
+		return tmp;
+	case OID_TIMESTAMPTZ:
+		if (n != 8)
+			return NULL;
+		*len = ts_text((int64_t)be_int(v, 8), tmp, COL_TMP);
+		return *len ? tmp : NULL;
+	case OID_JSONB: /* a version byte (1), then the text */
+		if (n < 1 || v[0] != 1)
+			return NULL;
+		*len = (size_t)n - 1;
+		return (const char *)v + 1;
+	default: /* text, varchar, enums: the characters */
+		*len = (size_t)n;
+		return (const char *)v;
+	}
+}
+
 json_t *gw_row_json(const struct vg_db_res *r, int row, const char *spec)
 {
 	json_t *o = json_object();
-	char name[64], t;
+	char name[64], t, tmp[COL_TMP];
 
 	for (int i = 0; o && next_col(&spec, name, sizeof(name), &t); i++) {
-		const char *v = vg_db_res_get(r, row, i);
+		size_t n;
+		const char *v = col_text(r, row, i, tmp, &n);
 		json_t *jv;
 
 		if (!v)
@@ -662,15 +829,77 @@ json_t *gw_row_json(const struct vg_db_res *r, int row, const char *spec)
 		else if (t == 'i')
 			jv = json_integer(strtoll(v, NULL, 10));
 		else if (t == 'j')
-			jv = json_loads(v, JSON_DECODE_ANY, NULL);
+			jv = json_loadb(v, n, JSON_DECODE_ANY, NULL);
 		else
-			jv = json_string(v);
+			jv = json_stringn(v, n);
 		if (!jv || json_object_set_new(o, name, jv)) {
 			json_decref(o);
 			return NULL;
 		}
 	}
 	return o;
+}
+
+int gw_col_text(const struct vg_db_res *r, int row, int col, char *out,
+                size_t size)
+{
+	char tmp[COL_TMP];
+	size_t n;
+	const char *v = col_text(r, row, col, tmp, &n);
+
+	if (!v || n >= size)
+		return -1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* an integer as PostgreSQL prints one: [-]digits */
+static int int_text(const char *v, size_t n)
+{
+	size_t i = n && v[0] == '-' ? 1 : 0;
+
+	if (i == n || n > 20)
+		return 0;
+	for (; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+	return 1;
+}
+
+int gw_row_render(struct vg_buf *out, const struct vg_db_res *r, int row,
+                  const char *spec)
+{
+	char name[64], t, tmp[COL_TMP];
+	int rc = vg_buf_append_byte(out, '{');
+
+	for (int i = 0; !rc && next_col(&spec, name, sizeof(name), &t); i++) {
+		size_t n;
+		const char *v = col_text(r, row, i, tmp, &n);
+
+		if (i)
+			rc = vg_buf_append_byte(out, ',');
+		if (!rc)
+			rc = vg_json_escape(out, name, strlen(name));
+		if (!rc)
+			rc = vg_buf_append_byte(out, ':');
+		if (rc)
+			break;
+		if (!v)
+			rc = vg_buf_append(out, "null", 4);
+		else if (t == 'b')
+			rc = vg_buf_append_str(out, v[0] == 't' ? "true"
+			                                        : "false");
+		else if (t == 'i' && int_text(v, n))
+			rc = vg_buf_append(out, v, n);
+		else if (t == 'i')
+			rc = vg_buf_appendf(out, "%lld", strtoll(v, NULL, 10));
+		else if (t == 'j')
+			rc = vg_buf_append(out, v, n);
+		else
+			rc = vg_json_escape(out, v, n);
+	}
+	return rc ? rc : vg_buf_append_byte(out, '}');
 }
 
 json_t *gw_rows_json(const struct vg_db_res *r, const char *spec)

@@ -420,6 +420,7 @@ static void *worker_main(void *arg)
 		struct conn *c;
 		struct loop *lp;
 		uint64_t one = 1;
+		int wake;
 
 		pthread_mutex_lock(&s->qmu);
 		while (!s->qhead && !s->qstop)
@@ -438,10 +439,14 @@ static void *worker_main(void *arg)
 
 		lp = c->lp;
 		pthread_mutex_lock(&lp->mu);
+		/* a list that was not empty has its wake-up on the way: the
+		 * loop takes the whole list after reading the eventfd */
+		wake = !lp->done;
 		c->qnext = lp->done;
 		lp->done = c;
 		pthread_mutex_unlock(&lp->mu);
-		if (write(lp->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (wake && write(lp->evfd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
 			vg_warn("server: eventfd write failed", "err",
 			        strerror(errno));
 	}

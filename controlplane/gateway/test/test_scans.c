@@ -599,6 +599,72 @@ static void test_findings_access(void **state)
 	}
 }
 
+/* The list (binary rows) renders every field as the database holds it,
+ * timestamps in RFC 3339 UTC, and the same way as a single finding
+ * (text rows, the triage reply). */
+static void test_findings_fields(void **state)
+{
+	struct h_resp r, one;
+	char p[256], q[2048], *v;
+	const json_t *it;
+	size_t i;
+
+	(void)state;
+	h_expect(200, "GET",
+	         tpath(tid, "/findings?limit=7&severity=high&state=open"),
+	         analyst, NULL, &r);
+	assert_int_equal(json_array_size(json_object_get(r.json, "items")), 7);
+	json_array_foreach(json_object_get(r.json, "items"), i, it)
+	{
+		const char *fs = vg_json_get_str(it, "first_seen", ""),
+			   *ls = vg_json_get_str(it, "last_seen", "");
+		const json_t *port = json_object_get(it, "port");
+		char *ev = json_dumps(json_object_get(it, "evidence"),
+		                      JSON_COMPACT);
+		char pv[24] = "NULL";
+
+		assert_true(vg_json_is_timestamp(fs));
+		assert_true(vg_json_is_timestamp(ls));
+		assert_non_null(strchr(fs, 'T'));
+		assert_int_equal(fs[strlen(fs) - 1], 'Z');
+		assert_true(json_is_integer(port) || json_is_null(port));
+		if (json_is_integer(port))
+			snprintf(pv, sizeof(pv), "%lld",
+			         (long long)json_integer_value(port));
+		snprintf(q, sizeof(q),
+		         "SELECT count(*) FROM vigil.findings WHERE id = '%s'"
+		         " AND run_id = '%s' AND batch_id = '%s' AND host ="
+		         " '%s' AND port IS NOT DISTINCT FROM %s AND protocol"
+		         " = '%s' AND scanner = '%s' AND severity = '%s' AND fingerprint"
+		         " = '%s' AND title = '%s' AND evidence = '%s'::jsonb"
+		         " AND state = '%s' AND first_seen = '%s' AND"
+		         " last_seen = '%s'",
+		         vg_json_get_str(it, "id", ""),
+		         vg_json_get_str(it, "run_id", ""),
+		         vg_json_get_str(it, "batch_id", ""),
+		         vg_json_get_str(it, "host", ""), pv,
+		         vg_json_get_str(it, "protocol", ""),
+		         vg_json_get_str(it, "scanner", ""),
+		         vg_json_get_str(it, "severity", ""),
+		         vg_json_get_str(it, "fingerprint", ""),
+		         vg_json_get_str(it, "title", ""), ev,
+		         vg_json_get_str(it, "state", ""), fs, ls);
+		free(ev);
+		v = h_sql(q);
+		if (!v || strcmp(v, "1") != 0)
+			fail_msg("finding %zu differs from its row: %s", i, q);
+		free(v);
+	}
+	/* one finding as the triage reply shows it: the same fields */
+	it = json_array_get(json_object_get(r.json, "items"), 0);
+	snprintf(p, sizeof(p), "/findings/%s", vg_json_get_str(it, "id", ""));
+	h_expect(200, "PATCH", tpath(tid, p), analyst,
+	         "{\"state\":\"open\"}", &one);
+	assert_true(json_equal(one.json, (json_t *)it));
+	h_resp_free(&one);
+	h_resp_free(&r);
+}
+
 static void test_findings_triage(void **state)
 {
 	struct h_resp r;
@@ -702,6 +768,87 @@ static void test_findings_plan(void **state)
 	vg_db_release(c);
 	vg_db_pool_free(pool);
 	vg_buf_cleanup(&plan);
+	free(ci);
+}
+
+/* The unfiltered list's statements run from their generic plan, which
+ * walks the rank index in order: no planning per request. */
+static void test_findings_generic_plans(void **state)
+{
+	static const unsigned masks[] = {0, GW_FINDINGS_CURSOR};
+	struct vg_db_opts o = {.max_conns = 1};
+	struct vg_db_pool *pool = NULL;
+	struct vg_db_conn *c = NULL;
+	struct vg_db_res *res = NULL;
+	struct vg_err err = {0};
+	char *ci = gw_config_conninfo(&H.cfg, 1), q[256], *v = NULL;
+
+	(void)state;
+	o.conninfo = ci;
+	assert_int_equal(vg_db_pool_new(&o, &pool, &err), VG_OK);
+	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
+		const struct vg_db_stmt *st = gw_findings_stmt(masks[m]);
+		const char *first[] = {"51"},
+			   *next[] = {"3", "2026-01-02T00:05:00Z",
+		                      "00000000-0000-4000-8000-000000000001",
+		                      "51"};
+
+		assert_non_null(st);
+		assert_int_equal(st->nparams, m ? 4 : 1);
+		assert_true(st->generic);
+		for (int i = 0; i < 8; i++) {
+			struct vg_db_step s = {.st = st,
+			                       .params = m ? next : first,
+			                       .binary = 1};
+
+			if (vg_db_read(pool, tid, &s, 1, &err) != VG_OK)
+				fail_msg("%s: %s", st->name, err.msg);
+			assert_true(vg_db_res_binary(s.res));
+			vg_db_res_free(s.res);
+		}
+		assert_int_equal(vg_db_acquire(pool, &c, &err), VG_OK);
+		snprintf(q, sizeof(q),
+		         "SELECT generic_plans >= 8 AND custom_plans = 0 FROM"
+		         " pg_prepared_statements WHERE name = '%s'",
+		         st->name);
+		assert_int_equal(vg_db_query_value(c, q, 0, NULL, &v, &err),
+		                 VG_OK);
+		if (strcmp(v, "t") != 0)
+			fail_msg("%s is planned on every run", st->name);
+		free(v);
+		/* and that generic plan reads the rank index in order */
+		assert_int_equal(vg_db_begin(c, tid, VG_DB_TX_READ_ONLY, &err),
+		                 VG_OK);
+		assert_int_equal(vg_db_exec(c,
+		                            "SET LOCAL plan_cache_mode ="
+		                            " force_generic_plan",
+		                            0, NULL, NULL, &err),
+		                 VG_OK);
+		snprintf(q, sizeof(q), "EXPLAIN EXECUTE %s(%s)", st->name,
+		         m ? "'3', '2026-01-02T00:05:00Z', "
+		             "'00000000-0000-4000-8000-000000000001', '51'"
+		           : "'51'");
+		if (vg_db_exec(c, q, 0, NULL, &res, &err) != VG_OK)
+			fail_msg("explain: %s", err.msg);
+		{
+			struct vg_buf plan;
+
+			vg_buf_init(&plan, 0);
+			for (int i = 0; i < vg_db_res_rows(res); i++)
+				vg_buf_appendf(&plan, "%s\n",
+				               vg_db_res_get(res, i, 0));
+			if (!strstr(vg_buf_str(&plan), "Index Scan Backward "
+			                               "using findings_tenant_rank") ||
+			    strstr(vg_buf_str(&plan), "Sort"))
+				fail_msg("%s plan:\n%s", st->name,
+				         vg_buf_str(&plan));
+			vg_buf_cleanup(&plan);
+		}
+		vg_db_res_free(res);
+		vg_db_rollback(c);
+		vg_db_release(c);
+	}
+	vg_db_pool_free(pool);
 	free(ci);
 }
 
@@ -1046,8 +1193,10 @@ int main(void)
 		cmocka_unit_test(test_findings_pages),
 		cmocka_unit_test(test_findings_filters),
 		cmocka_unit_test(test_findings_access),
+		cmocka_unit_test(test_findings_fields),
 		cmocka_unit_test(test_findings_triage),
 		cmocka_unit_test(test_findings_plan),
+		cmocka_unit_test(test_findings_generic_plans),
 		cmocka_unit_test(test_reports_setup),
 		cmocka_unit_test(test_reports_list_and_get),
 		cmocka_unit_test(test_reports_content),
