@@ -46,6 +46,7 @@ VG_DB_EMBED(vg_db_sql_0010, MIGRATIONS_DIR "0010_agent_keys.sql");
 VG_DB_EMBED(vg_db_sql_0011, MIGRATIONS_DIR "0011_run_summary.sql");
 VG_DB_EMBED(vg_db_sql_0012, MIGRATIONS_DIR "0012_archive.sql");
 VG_DB_EMBED(vg_db_sql_0013, MIGRATIONS_DIR "0013_report_encoding.sql");
+VG_DB_EMBED(vg_db_sql_0014, MIGRATIONS_DIR "0014_api_key_expiry.sql");
 
 static const struct vg_db_migration migrations[] = {
 	{ 1, "0001_roles", vg_db_sql_0001 },
@@ -61,6 +62,7 @@ static const struct vg_db_migration migrations[] = {
 	{ 11, "0011_run_summary", vg_db_sql_0011 },
 	{ 12, "0012_archive", vg_db_sql_0012 },
 	{ 13, "0013_report_encoding", vg_db_sql_0013 },
+	{ 14, "0014_api_key_expiry", vg_db_sql_0014 },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -225,5 +225,6 @@ void api_keys_revoke(struct gw_rctx *rc)
 		return;
 	}
 	gw_audit_committed(rc->g, 1);
+	gw_authcache_revoked(rc->g, rc->params[1]);
 	gw_reply_no_content(rc, 204);
 }

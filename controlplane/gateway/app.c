@@ -140,6 +140,9 @@ static int open_pools(struct gw *g, const struct gw_config *cfg,
 		rc = gw_redis_new(cfg, &g->redis, err);
 	if (rc == VG_OK)
 		rc = gw_taskq_new(cfg, &g->taskq, err);
+	if (rc == VG_OK &&
+	    gw_authcache_new(cfg->auth_cache_ttl_ms, &g->authcache) != VG_OK)
+		rc = vg_err_set(err, VG_NOMEM, "out of memory");
 	return rc;
 }
 
@@ -238,6 +241,7 @@ void gw_app_stop(struct gw_app *a)
 	vg_httpd_free(a->probes);
 	gw_taskq_free(a->g.taskq);
 	gw_redis_free(a->g.redis);
+	gw_authcache_free(a->g.authcache);
 	vg_db_pool_free(a->g.db);
 	vg_metrics_free(a->reg);
 	SSL_CTX_free(a->tls);

@@ -181,6 +181,12 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user)
 	int limited = -1, r;
 	char retry[32];
 
+	/* a bearer credential from an address Redis cleared a moment ago,
+	 * while Redis is known to be up (fail closed: no Redis, no limits,
+	 * no authentication) */
+	if (!user && atomic_load(&g->redis_ok) &&
+	    gw_authcache_addr_clear(g->authcache, rc->client))
+		return 0;
 	fail_key("ip", rc->client, kip, sizeof(kip));
 	fail_key("user", user ? user : "", kuser, sizeof(kuser));
 	r = gw_redis_cmd(g->redis, &rep, &err, "MGET", kip, kuser, NULL);
@@ -198,8 +204,10 @@ int gw_auth_limit_check(struct gw_rctx *rc, const char *user)
 			limited = (int)i;
 	}
 	freeReplyObject(rep);
-	if (limited < 0)
+	if (limited < 0) {
+		gw_authcache_addr_note(g->authcache, rc->client, 1);
 		return 0;
+	}
 	r = gw_redis_cmd(g->redis, &ttl, NULL, "TTL", limited ? kuser : kip,
 	                 NULL);
 	snprintf(retry, sizeof(retry), "%lld",
@@ -233,6 +241,7 @@ void gw_auth_limit_fail(struct gw_rctx *rc, const char *user)
 {
 	char key[96];
 
+	gw_authcache_addr_note(rc->g->authcache, rc->client, 0);
 	fail_key("ip", rc->client, key, sizeof(key));
 	fail_incr(rc->g, key);
 	if (user) {
@@ -256,7 +265,8 @@ void gw_auth_limit_reset_user(struct gw_rctx *rc, const char *user)
 static const struct vg_db_stmt st_key_by_prefix = {
 	.name = "gw_api_key_by_prefix",
 	.sql = "SELECT id, tenant_id, tenant_name, role, encode(hash, 'hex'),"
-	       " stale FROM vigil.api_key_by_prefix($1)",
+	       " stale, (extract(epoch FROM expires_at) * 1000)::bigint"
+	       " FROM vigil.api_key_by_prefix($1)",
 	.nparams = 1,
 };
 
@@ -289,20 +299,23 @@ static int touch_key(struct vg_db_conn *c, void *arg, struct vg_err *err)
 	                  1, p, NULL, err);
 }
 
-/* VG_OK, VG_UNAUTHORIZED, or a database failure. */
+/* VG_OK, VG_UNAUTHORIZED, or a database failure. `md` is the token's
+ * SHA-256. */
 static int auth_api_key(struct gw_rctx *rc, const char *token,
-                        struct vg_err *err)
+                        const unsigned char md[32], struct vg_err *err)
 {
 	struct gw_principal *w = &rc->who;
 	struct vg_db_conn *c = NULL;
 	struct vg_db_res *res = NULL;
-	unsigned char want[32], got[32];
+	unsigned char want[32];
 	char prefix[13];
-	const char *p[1] = {prefix};
+	const char *p[1] = {prefix}, *exp;
 	int r, stale;
 
 	if (strlen(token) != 12 + 1 + 43 || token[12] != '_')
 		return VG_UNAUTHORIZED;
+	if (gw_authcache_get(rc->g->authcache, md, w))
+		return VG_OK;
 	memcpy(prefix, token, 12);
 	prefix[12] = '\0';
 	if ((r = vg_db_acquire(rc->g->db, &c, err)) != VG_OK)
@@ -311,10 +324,9 @@ static int auth_api_key(struct gw_rctx *rc, const char *token,
 	vg_db_release(c);
 	if (r != VG_OK)
 		return r;
-	gw_sha256(token, strlen(token), got);
 	if (vg_db_res_rows(res) != 1 ||
 	    unhex(vg_db_res_get(res, 0, 4), want, sizeof(want)) ||
-	    CRYPTO_memcmp(want, got, sizeof(want)) != 0) {
+	    CRYPTO_memcmp(want, md, sizeof(want)) != 0) {
 		vg_db_res_free(res);
 		return VG_UNAUTHORIZED;
 	}
@@ -329,6 +341,9 @@ static int auth_api_key(struct gw_rctx *rc, const char *token,
 	w->b[0].role = gw_role_parse(vg_db_res_get(res, 0, 3));
 	w->nb = w->b[0].role == ROLE_NONE ? 0 : 1;
 	stale = vg_db_res_get(res, 0, 5) && vg_db_res_get(res, 0, 5)[0] == 't';
+	exp = vg_db_res_get(res, 0, 6);
+	gw_authcache_put(rc->g->authcache, md, w,
+	                 exp ? strtoll(exp, NULL, 10) : 0);
 	vg_db_res_free(res);
 	if (stale)
 		vg_db_tx(rc->g->db, w->b[0].tenant_id, 0, touch_key, w->id,
@@ -439,7 +454,7 @@ int gw_authenticate(struct gw_rctx *rc)
 		return 0;
 	}
 	if (strncmp(token, "vgk_", 4) == 0)
-		r = auth_api_key(rc, token, &err);
+		r = auth_api_key(rc, token, md, &err);
 	else if (strncmp(token, "vgs_", 4) == 0)
 		r = auth_session(rc, token, &err);
 	else

@@ -142,6 +142,10 @@ static const struct setting settings[] = {
          1000000, "failed authentications per address or user per window"},
 	{"VIGIL_AUTH_FAIL_WINDOW", NULL, T_INT, OFF(auth_fail_window_s), "300",
          1, 86400, "that window, seconds"},
+	{"VIGIL_AUTH_CACHE_TTL_MS", NULL, T_INT, OFF(auth_cache_ttl_ms), "5000",
+         0, 60000,
+         "how long a verified API key is remembered (revocations reach "
+         "every replica at once; 0: look every key up)"},
 	{"VIGIL_TRUSTED_PROXIES", NULL, T_STR, OFF(trusted_proxies), NULL, 0, 0,
          "proxies (addresses, CIDRs) whose X-Forwarded-For names the client"},
 	{"VIGIL_ACCESS_LOG", NULL, T_BOOL, OFF(access_log), "true", 0, 1,

@@ -10,6 +10,11 @@
  * goes away the thread connects again with capped, jittered backoff;
  * events published meanwhile are lost (pub/sub keeps nothing), which the
  * protocol allows: events announce changes, the REST API has the state.
+ *
+ * The same connection also SUBSCRIBEs to "{<prefix>}:auth:revoked": API
+ * keys revoked on any replica, dropped from this one's authcache. Each
+ * (re)subscription empties the authcache, since revocations published
+ * while the subscription was away are lost.
  */
 #include "gateway.h"
 
@@ -40,7 +45,15 @@ struct gw_eventsub {
 	atomic_int stop;
 	atomic_int connected;
 	char pattern[VG_EVENTS_CHANNEL_MAX];
+	char revoked[VG_EVENTS_CHANNEL_MAX];
 };
+
+static int revoked_channel(const struct gw_config *cfg, char *out, size_t n)
+{
+	int len = snprintf(out, n, "{%s}:auth:revoked", cfg->queue_prefix);
+
+	return len > 0 && (size_t)len < n ? 0 : -1;
+}
 
 static void count_dropped(struct gw *g, const char *reason)
 {
@@ -110,7 +123,30 @@ static redisContext *subscribe(struct gw_eventsub *es, char *why, size_t size)
 		return NULL;
 	}
 	freeReplyObject(r);
+	r = redisCommand(c, "SUBSCRIBE %s", es->revoked);
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		snprintf(why, size, "SUBSCRIBE: %s",
+		         r && r->type == REDIS_REPLY_ERROR ? r->str
+		                                           : c->errstr);
+		freeReplyObject(r);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(r);
 	return c;
+}
+
+/* ["message", channel, key id]: a key revoked on some replica. */
+static void on_revoked(struct gw_eventsub *es, const redisReply *r)
+{
+	const redisReply *ch = r->element[1], *pl = r->element[2];
+
+	if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING ||
+	    strcmp(ch->str, es->revoked) != 0 || !vg_db_is_uuid(pl->str)) {
+		count_dropped(es->g, "invalid");
+		return;
+	}
+	gw_authcache_drop_key(es->g->authcache, pl->str);
 }
 
 /* A reply in subscribed mode: ["pmessage", pattern, channel, payload],
@@ -123,6 +159,12 @@ static void on_reply(struct gw_eventsub *es, const redisReply *r)
 	json_t *ev;
 	int same, dropped;
 
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[0]->str, "message") == 0) {
+		on_revoked(es, r);
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    strcmp(r->element[0]->str, "pmessage") != 0)
@@ -232,6 +274,8 @@ static void *run(void *arg)
 			                                       : backoff * 2;
 			continue;
 		}
+		/* revocations published while away are lost */
+		gw_authcache_clear(es->g->authcache);
 		atomic_store(&es->connected, 1);
 		vg_info("events subscriber subscribed", "pattern", es->pattern);
 		backoff = BACKOFF_MIN_MS;
@@ -262,7 +306,8 @@ int gw_eventsub_start(struct gw *g, struct vg_err *err)
 		return vg_err_sys(err, VG_IO, "eventfd");
 	}
 	if (vg_events_pattern(g->cfg->queue_prefix, es->pattern,
-	                      sizeof(es->pattern)) != VG_OK) {
+	                      sizeof(es->pattern)) != VG_OK ||
+	    revoked_channel(g->cfg, es->revoked, sizeof(es->revoked))) {
 		close(es->stop_fd);
 		free(es);
 		return vg_err_set(
@@ -374,4 +419,18 @@ void gw_ws_close(const struct srv_ws_info *ws, void *ud)
 	       "request_id", ws->request_id, "tenant", ws->topic, "peer",
 	       ws->peer, "code", code, "why", ws->why, "seconds", secs, "sent",
 	       sent, (const char *)NULL);
+}
+
+void gw_authcache_revoked(struct gw *g, const char *key_id)
+{
+	char ch[VG_EVENTS_CHANNEL_MAX];
+	struct vg_err err = {0};
+
+	gw_authcache_drop_key(g->authcache, key_id);
+	if (revoked_channel(g->cfg, ch, sizeof(ch)) ||
+	    gw_redis_cmd(g->redis, NULL, &err, "PUBLISH", ch, key_id, NULL) !=
+	            VG_OK)
+		vg_warn("key revocation not published; other replicas forget "
+		        "the key within the auth cache TTL",
+		        "api_key_id", key_id, "err", err.msg);
 }

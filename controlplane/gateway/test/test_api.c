@@ -464,6 +464,91 @@ static void test_api_keys(void **state)
 	h_clear_auth_failures();
 }
 
+/* A verified key is remembered (VIGIL_AUTH_CACHE_TTL_MS, 5 s here):
+ * a change made behind the gateway's back shows within that time, while
+ * a revocation through any replica reaches every replica at once. */
+static void test_api_keys_cached(void **state)
+{
+	struct gw_config cfg2;
+	struct gw_app *app2 = NULL;
+	struct vg_err err = {0};
+	struct h_resp r;
+	char name[] = "test", *argv[] = {name, NULL};
+	char tid[40], k1[80], k1id[40], k2[80], k2id[40], sql[256], path[160];
+	char *v;
+	int port2, t;
+
+	(void)state;
+	assert_int_equal(gw_config_load(&cfg2, 1, argv, &err), VG_OK);
+	assert_int_equal(cfg2.auth_cache_ttl_ms, 5000);
+	if (gw_app_start(&cfg2, &app2, &err) != VG_OK)
+		fail_msg("second replica: %s", err.msg);
+	port2 = gw_app_port(app2);
+	for (t = 0; t < 300; t++) {
+		char why[128];
+
+		if (gw_eventsub_connected(gw_app_gw(app2)) &&
+		    gw_ready(gw_app_gw(app2), why, sizeof(why)))
+			break;
+		usleep(100 * 1000);
+	}
+	assert_true(t < 300);
+	h_tenant("cached", tid);
+	h_key(tid, "viewer", NULL, k1, k1id);
+	h_key(tid, "viewer", NULL, k2, k2id);
+	assert_int_equal(h_req_ex(port2, "GET", "/v1/whoami", k1, NULL, 0, NULL,
+	                          NULL, &r),
+	                 200);
+	h_resp_free(&r);
+	assert_int_equal(h_req_ex(port2, "GET", "/v1/whoami", k2, NULL, 0, NULL,
+	                          NULL, &r),
+	                 200);
+	h_resp_free(&r);
+
+	/* revoked in the database directly: still known for the TTL,
+	 * refused after it */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE vigil.api_keys SET revoked_at = now() WHERE id = '%s'"
+	         " RETURNING 1",
+	         k1id);
+	v = h_sql(sql);
+	assert_string_equal(v, "1");
+	free(v);
+	assert_int_equal(h_req_ex(port2, "GET", "/v1/whoami", k1, NULL, 0, NULL,
+	                          NULL, &r),
+	                 200);
+	h_resp_free(&r);
+	for (t = 0; t < 80; t++) {
+		long st = h_req_ex(port2, "GET", "/v1/whoami", k1, NULL, 0,
+		                   NULL, NULL, &r);
+
+		h_resp_free(&r);
+		if (st == 401)
+			break;
+		assert_int_equal(st, 200);
+		usleep(100 * 1000);
+	}
+	assert_true(t >= 20 && t < 80); /* refused after 2 to 8 s */
+
+	/* revoked through replica 1: replica 2 refuses it within 1 s */
+	snprintf(path, sizeof(path), "/v1/tenants/%s/api-keys/%s", tid, k2id);
+	h_expect(204, "DELETE", path, BOOTSTRAP_KEY, NULL, &r);
+	h_resp_free(&r);
+	for (t = 0; t < 10; t++) {
+		long st = h_req_ex(port2, "GET", "/v1/whoami", k2, NULL, 0,
+		                   NULL, NULL, &r);
+
+		h_resp_free(&r);
+		if (st == 401)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_true(t < 10);
+	gw_app_stop(app2);
+	gw_config_cleanup(&cfg2);
+	h_clear_auth_failures();
+}
+
 /* ------------------------------------------------------------------ */
 /* Cross-tenant                                                         */
 /* ------------------------------------------------------------------ */
@@ -1123,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(test_auth_rate_limit),
 		cmocka_unit_test(test_forwarded_client),
 		cmocka_unit_test(test_api_keys),
+		cmocka_unit_test(test_api_keys_cached),
 		cmocka_unit_test(test_cross_tenant),
 		cmocka_unit_test(test_emergency_stop),
 		cmocka_unit_test(test_audit),
