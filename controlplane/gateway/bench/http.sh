@@ -136,15 +136,29 @@ estop=$(rate "http://127.0.0.1:$gport/v1/emergency-stop" "Authorization: Bearer 
 estop_lat=$(lat)
 find=$(rate "http://127.0.0.1:$gport/v1/tenants/$tid/findings?limit=50" "Authorization: Bearer $analyst")
 find_lat=$(lat)
+# the ceiling under it: PostgreSQL alone running the same page query
+# (pgbench, prepared, generic plan, the tenant set per session, text rows)
+# on the same cores, with as many clients as the gateway has connections
+cat >"$tmp/page.sql" <<SQL
+SELECT id, run_id, batch_id, host, port, protocol, scanner, severity, fingerprint,
+ title, evidence, state, first_seen, last_seen, severity, last_seen, id
+ FROM findings WHERE tenant_id = current_tenant()
+ ORDER BY severity_rank DESC, last_seen DESC, id DESC LIMIT 51;
+SQL
+pg_ref=$(as_pg env PGOPTIONS="-c vigil.tenant_id=$tid -c search_path=vigil -c plan_cache_mode=force_generic_plan" \
+	"$pgbin/pgbench" -n -h 127.0.0.1 -p "$pgport" -U vigil_app -c 16 -j 2 -T "$secs" -M prepared \
+	-f "$tmp/page.sql" vigil 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
 n50=$(curl -sf -H "Authorization: Bearer $analyst" "http://127.0.0.1:$gport/v1/tenants/$tid/findings?limit=50" |
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
 echo "wrk -t1 -c$conns -d${secs}s, $(nproc) cores, keep-alive"
 printf '%-44s %10s req/s\n' "nginx return 200 (2 workers)" "$ref"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "?" }'; }
 printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET /healthz (event loop)" "$health" \
 	"$(ratio "$health" "$ref")" "$health_lat"
 printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET /v1/emergency-stop (agent key)" "$estop" \
 	"$(ratio "$estop" "$ref")" "$estop_lat"
 printf '%-50s %10s req/s  ratio %s  %s\n' "gateway GET findings?limit=50 ($nfind findings)" "$find" \
 	"$(ratio "$find" "$ref")" "$find_lat"
+printf '%-50s %10s q/s    gateway/PostgreSQL %s\n' "PostgreSQL alone, the same page query (pgbench)" \
+	"${pg_ref:-?}" "$(ratio "$find" "${pg_ref:-0}")"
 echo "(each findings page held $n50 findings; goals: /healthz >= 0.5 x nginx; findings >= 10,000 req/s, p99 < 20 ms)"
