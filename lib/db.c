@@ -861,35 +861,16 @@ int vg_db_tx(struct vg_db_pool *p, const char *tenant_id, unsigned flags,
 
 #define READ_STEPS_MAX 8
 
-static const struct vg_db_stmt st_read_tenant = {
-	.name = "vg_read_tenant",
-	.sql = "SELECT pg_catalog.set_config('vigil.tenant_id', $1, true),"
-	       " pg_catalog.set_config('transaction_read_only', 'on', true)",
-	.nparams = 1,
-};
-
-static const struct vg_db_stmt st_read_tenant_generic = {
-	.name = "vg_read_tenant_generic",
-	.sql = "SELECT pg_catalog.set_config('vigil.tenant_id', $1, true),"
+/* The read's settings, local to its transaction: the tenant ('' for none:
+ * current_tenant() is then NULL and row-level security shows nothing),
+ * read only, and the plan cache mode. */
+static const struct vg_db_stmt st_read_begin = {
+	.name = "vg_read_begin",
+	.sql = "SELECT pg_catalog.set_config('vigil.tenant_id',"
+	       " coalesce($1, ''), true),"
 	       " pg_catalog.set_config('transaction_read_only', 'on', true),"
-	       " pg_catalog.set_config('plan_cache_mode',"
-	       " 'force_generic_plan', true)",
-	.nparams = 1,
-};
-
-static const struct vg_db_stmt st_read_generic = {
-	.name = "vg_read_generic",
-	.sql = "SELECT pg_catalog.set_config('transaction_read_only', 'on',"
-	       " true), pg_catalog.set_config('plan_cache_mode',"
-	       " 'force_generic_plan', true)",
-	.nparams = 0,
-};
-
-static const struct vg_db_stmt st_read_only = {
-	.name = "vg_read_only",
-	.sql = "SELECT pg_catalog.set_config('transaction_read_only', 'on',"
-	       " true)",
-	.nparams = 0,
+	       " pg_catalog.set_config('plan_cache_mode', $2, true)",
+	.nparams = 2,
 };
 
 /* What the pipeline expects back, in order. */
@@ -933,22 +914,16 @@ static int read_pipeline(struct vg_db_conn *c, const char *tenant_id,
 			 struct vg_db_step *steps, int n, struct vg_err *err)
 {
 	struct read_cmd cmds[2 * (READ_STEPS_MAX + 1)];
-	const char *tp[1] = {tenant_id};
+	const char *bp[2] = {tenant_id, "auto"};
 	int nc = 0, rc = VG_OK, ok;
 	PGresult *r;
 
-	int generic = 0;
-
 	for (int i = 0; i < n; i++)
-		generic |= steps[i].st->generic;
+		if (steps[i].st->generic)
+			bp[1] = "force_generic_plan";
 	if (!PQenterPipelineMode(c->pg))
 		return result_err(c->pg, NULL, "pipeline", err);
-	ok = read_queue(c,
-			tenant_id ? (generic ? &st_read_tenant_generic
-					     : &st_read_tenant)
-				  : (generic ? &st_read_generic
-					     : &st_read_only),
-			tp, 0, -1, cmds, &nc) == 0;
+	ok = read_queue(c, &st_read_begin, bp, 0, -1, cmds, &nc) == 0;
 	for (int i = 0; ok && i < n; i++)
 		ok = read_queue(c, steps[i].st, steps[i].params,
 				steps[i].binary, i, cmds, &nc) == 0;

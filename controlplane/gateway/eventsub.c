@@ -113,26 +113,20 @@ static redisContext *subscribe(struct gw_eventsub *es, char *why, size_t size)
 		redisFree(c);
 		return NULL;
 	}
-	r = redisCommand(c, "PSUBSCRIBE %s", es->pattern);
-	if (!r || r->type != REDIS_REPLY_ARRAY) {
-		snprintf(why, size, "PSUBSCRIBE: %s",
-		         r && r->type == REDIS_REPLY_ERROR ? r->str
-		                                           : c->errstr);
+	for (int i = 0; i < 2; i++) {
+		const char *cmd = i ? "SUBSCRIBE" : "PSUBSCRIBE";
+
+		r = redisCommand(c, "%s %s", cmd, i ? es->revoked : es->pattern);
+		if (!r || r->type != REDIS_REPLY_ARRAY) {
+			snprintf(why, size, "%s: %s", cmd,
+			         r && r->type == REDIS_REPLY_ERROR ? r->str
+			                                           : c->errstr);
+			freeReplyObject(r);
+			redisFree(c);
+			return NULL;
+		}
 		freeReplyObject(r);
-		redisFree(c);
-		return NULL;
 	}
-	freeReplyObject(r);
-	r = redisCommand(c, "SUBSCRIBE %s", es->revoked);
-	if (!r || r->type != REDIS_REPLY_ARRAY) {
-		snprintf(why, size, "SUBSCRIBE: %s",
-		         r && r->type == REDIS_REPLY_ERROR ? r->str
-		                                           : c->errstr);
-		freeReplyObject(r);
-		redisFree(c);
-		return NULL;
-	}
-	freeReplyObject(r);
 	return c;
 }
 
