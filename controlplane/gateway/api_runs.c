@@ -32,9 +32,7 @@ const struct vg_json_field api_run_body[] = {
 	" state, shards, shards_done, finding_counts, error, created_at,"   \
 	" started_at, finished_at"
 /* the sort key of a row: the list's cursor */
-#define RUN_KEY                                    \
-	", to_char(created_at AT TIME ZONE 'UTC'," \
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id"
+#define RUN_KEY ", created_at, id"
 #define RUN_FILTER                                    \
 	" WHERE tenant_id = current_tenant()"         \
 	" AND ($1::text IS NULL OR state = $1)"       \
@@ -79,25 +77,12 @@ int gw_run_state_valid(const char *s)
 /* List and get                                                         */
 /* ------------------------------------------------------------------ */
 
-struct list_arg {
-	const char *p[6];
-	const struct vg_db_stmt *st;
-	struct vg_db_res *res;
-};
-
-static int list_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
-{
-	struct list_arg *a = arg;
-
-	vg_db_res_free(a->res);
-	a->res = NULL;
-	return vg_db_exec_stmt(c, a->st, a->p, &a->res, err);
-}
-
 void api_runs_list(struct gw_rctx *rc)
 {
 	char state[32], policy[256], ns[128], limit_s[16];
-	struct list_arg a = {.st = &st_runs_first};
+	const char *p[6];
+	struct vg_db_step step = {
+		.st = &st_runs_first, .params = p, .binary = 1};
 	struct gw_cursor cur;
 	struct vg_err err = {0};
 	int limit, hs, hp, hn, r;
@@ -115,65 +100,49 @@ void api_runs_list(struct gw_rctx *rc)
 		return;
 	}
 	snprintf(limit_s, sizeof(limit_s), "%d", limit + 1);
-	a.p[0] = hs ? state : NULL;
-	a.p[1] = hp ? policy : NULL;
-	a.p[2] = hn ? ns : NULL;
-	a.p[3] = limit_s;
+	p[0] = hs ? state : NULL;
+	p[1] = hp ? policy : NULL;
+	p[2] = hn ? ns : NULL;
+	p[3] = limit_s;
 	if (cur.n) {
-		a.st = &st_runs_next;
-		a.p[4] = cur.part[0];
-		a.p[5] = cur.part[1];
+		step.st = &st_runs_next;
+		p[4] = cur.part[0];
+		p[5] = cur.part[1];
 	}
-	r = gw_tx(rc, VG_DB_TX_READ_ONLY, list_tx, &a, &err);
+	r = gw_read(rc, &step, 1, &err);
 	if (r == VG_INVAL && cur.n)
 		gw_reply_error(rc, 400, "bad_request",
 		               "cursor: not a cursor of this list");
 	else if (r != VG_OK)
 		gw_reply_failure(rc, r, &err);
 	else
-		gw_reply_page(rc, a.res, run_spec, limit, 2);
-	vg_db_res_free(a.res);
-}
-
-struct one_arg {
-	const char *id;
-	json_t *out;
-};
-
-static int get_tx(struct vg_db_conn *c, void *arg, struct vg_err *err)
-{
-	struct one_arg *a = arg;
-	const char *p[] = {a->id};
-	struct vg_db_res *r = NULL;
-	int rc = vg_db_exec_stmt(c, &st_run_get, p, &r, err);
-
-	json_decref(a->out);
-	a->out = NULL;
-	if (rc == VG_OK && vg_db_res_rows(r) != 1)
-		rc = vg_err_set(err, VG_NOTFOUND, "scan run not found");
-	if (rc == VG_OK && !(a->out = gw_row_json(r, 0, run_spec)))
-		rc = vg_err_set(err, VG_NOMEM, "out of memory");
-	vg_db_res_free(r);
-	return rc;
+		gw_reply_page(rc, step.res, run_spec, limit, 2);
+	vg_db_res_free(step.res);
 }
 
 void api_runs_get(struct gw_rctx *rc)
 {
-	struct one_arg a = {rc->params[1], NULL};
+	const char *p[] = {rc->params[1]};
+	struct vg_db_step step = {.st = &st_run_get, .params = p, .binary = 1};
 	struct vg_err err = {0};
+	json_t *out = NULL;
 	int r;
 
-	if (!vg_db_is_uuid(a.id)) {
+	if (!vg_db_is_uuid(p[0])) {
 		gw_reply_error(rc, 404, "not_found", "scan run not found");
 		return;
 	}
-	r = gw_tx(rc, VG_DB_TX_READ_ONLY, get_tx, &a, &err);
+	r = gw_read(rc, &step, 1, &err);
+	if (r == VG_OK && vg_db_res_rows(step.res) != 1)
+		r = vg_err_set(&err, VG_NOTFOUND, "scan run not found");
+	if (r == VG_OK && !(out = gw_row_json(step.res, 0, run_spec)))
+		r = vg_err_set(&err, VG_NOMEM, "out of memory");
+	vg_db_res_free(step.res);
 	if (r != VG_OK) {
-		json_decref(a.out);
 		gw_reply_failure(rc, r, &err);
 		return;
 	}
-	gw_reply_json(rc, 200, a.out);
+	gw_reply_json(rc, 200, out);
 }
 
 /* ------------------------------------------------------------------ */
