@@ -462,9 +462,16 @@ static void test_platform_database_and_conninfo(void **state)
 		} else if (strcmp(o->keyword, "port") == 0) {
 			assert_string_equal(o->val, "6432");
 			seen++;
+		} else if (strcmp(o->keyword, "gssencmode") == 0) {
+			/* password over TLS as sslMode says, no Kerberos */
+			assert_string_equal(o->val, "disable");
+			seen++;
+		} else if (strcmp(o->keyword, "sslmode") == 0) {
+			assert_string_equal(o->val, "verify-full");
+			seen++;
 		}
 	}
-	assert_int_equal(seen, 3);
+	assert_int_equal(seen, 5);
 	PQconninfoFree(opts);
 	free(ci);
 
