@@ -23,6 +23,7 @@
 #define DEFAULT_MAX_IDLE           16
 #define DEFAULT_USER_AGENT         "vigil/0.1"
 #define DEFAULT_PAGE_SIZE          500
+#define KUBE_UPLOAD_BUFFER         16384L /* curl's least */
 #define MAX_TOKEN_BYTES            (1024 * 1024)
 /* Retries of a request the server asked to retry later (429 + Retry-After). */
 #define MAX_RETRIES         3
@@ -804,6 +805,16 @@ int kube_easy_setup(struct vg_kube_client *c, CURL *h, const char *method,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	/*
+	 * HTTP/1.1, not HTTP/2: a handle runs one request at a time on a
+	 * connection of its own, so HTTP/2's streams would never share one,
+	 * while each connection would carry an nghttp2 session and curl's
+	 * 32 KB frame buffer (~55 KB). The upload buffer HTTP/1.1 allocates
+	 * is 64 KB by default; at its least, 16 KB, a large body goes out in
+	 * more pieces.
+	 */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, KUBE_UPLOAD_BUFFER);
 	if (strcmp(method, "GET") == 0)
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	else
