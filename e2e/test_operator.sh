@@ -205,6 +205,11 @@ b0=$(metric "$M" 'controller_runtime_reconcile_total{controller="platform"')
 sleep 10
 b1=$(metric "$M" 'controller_runtime_reconcile_total{controller="platform"')
 [ $((b1 - b0)) -le 4 ] || fail "hot loop: $((b1 - b0)) reconciles in 10 s for a Platform waiting on a Secret"
+# every reconcile meanwhile reported the same problem: one Event each,
+# its count raised, never a second Event with the same reason and message
+dups=$(kubectl -n vigil-e2e-bad get events --field-selector involvedObject.name=broken,type=Warning \
+	-o jsonpath='{range .items[*]}{.reason}|{.message}{"\n"}{end}' | sort | uniq -d)
+[ -z "$dups" ] || fail "a repeated Warning became another Event instead of a higher count: $dups"
 check "missing Secret: Degraded ($msg), Warning Event, $((b1 - b0)) reconciles in 10 s"
 kubectl delete namespace vigil-e2e-bad --wait=false >/dev/null
 

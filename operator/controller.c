@@ -7,6 +7,7 @@
 #include "vigil/log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,13 +508,34 @@ int ctl_remove_finalizer(struct rec *rc, const char *finalizer)
 	return set_finalizers(rc, fins);
 }
 
-/* An Event this process created, by uid|type|reason|message. Sized to
- * its name: thousands are kept (EVENT_DEDUP_MAX), one per new child. */
+/* An Event this process created, by uid|hash of type, reason and message.
+ * Sized to its name: thousands are kept (EVENT_DEDUP_MAX), one per new
+ * child. */
 struct event_seen {
 	long count;
 	time_t last;
 	char name[]; /* of the Event object */
 };
+
+/* FNV-1a over type, reason and message: the dedup key carries 16 hex
+ * digits instead of the message (up to 1 KB each, thousands of them). A
+ * collision would need two messages about one object to hash alike. */
+static uint64_t event_hash(const char *type, const char *reason,
+			   const char *msg)
+{
+	const char *parts[] = { type, reason, msg };
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		for (const char *p = parts[i]; *p; p++) {
+			h ^= (unsigned char)*p;
+			h *= 1099511628211ULL;
+		}
+		h ^= 0xff; /* "a|bc" and "ab|c" differ */
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
 
 void ctl_event(struct rec *rc, const char *type, const char *reason,
 	       const char *fmt, ...)
@@ -521,7 +543,7 @@ void ctl_event(struct rec *rc, const char *type, const char *reason,
 	struct manager *m = rc->m;
 	struct vg_err err = { 0 };
 	struct event_seen *seen;
-	char msg[1024], key[1400], now[32], av[128], ename[320];
+	char msg[1024], key[128], now[32], av[128], ename[320];
 	const char *uid, *ns;
 	time_t t = time(NULL);
 	va_list ap;
@@ -537,8 +559,8 @@ void ctl_event(struct rec *rc, const char *type, const char *reason,
 	if (!ns || !*ns)
 		ns = "default"; /* cluster-scoped objects: as kubectl expects */
 	rfc3339_now(now, sizeof(now));
-	snprintf(key, sizeof(key), "%s|%s|%s|%s", uid ? uid : "", type, reason,
-		 msg);
+	snprintf(key, sizeof(key), "%.64s|%016llx", uid ? uid : "",
+		 (unsigned long long)event_hash(type, reason, msg));
 
 	pthread_mutex_lock(&m->events_mu);
 	seen = vg_strmap_get(&m->events, key);
