@@ -284,6 +284,14 @@ mem_split() {
 		-v p="$(awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null)" \
 		'BEGIN { printf "anon %.1f MB + file %.1f MB, PSS %.1f MB", a / 1024, f / 1024, p / 1024 }'
 }
+# mem_top PID: the largest resident mappings, "name kB" (the heap, thread
+# stacks and large allocations as [anon], each shared library by file name)
+mem_top() {
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { n = split($6, p, "/"); m = (NF >= 6 ? p[n] : "[anon]") }
+		$1 == "Rss:" { r[m] += $2 }
+		END { for (m in r) printf "%d %s\n", r[m], m }' "/proc/$1/smaps" 2>/dev/null |
+		sort -rn | head -n 8 | awk '{ printf "%s%s %d kB", (NR > 1 ? ", " : ""), $2, $1 }'
+}
 
 # scrape PORT -> "GET=n LIST... ": requests by method, then by code
 scrape() { curl -sf "http://127.0.0.1:$1/metrics"; }
@@ -384,6 +392,7 @@ RSS_CONV=$(status_kb "$OP_PID" VmRSS)
 CPU_CONV=$(($(cpu_ticks "$OP_PID")))
 THREADS_CONV=$(threads "$OP_PID")
 SPLIT_CONV=$(mem_split "$OP_PID")
+TOP_CONV=$(mem_top "$OP_PID" || true)
 kill "$WATCH_PID" 2>/dev/null
 WATCH_PID=
 # the watch said so; the API says so too
@@ -474,6 +483,7 @@ read -r x2 _ _ <<<"$DB2"; read -r x3 i3 u3 <<<"$DB3"
 		"$(awk -v w="$wall" -v f="$floor" 'BEGIN { printf "%.2f", (f > 0 ? w / f : 0) }')"
 	printf '  %-42s %s MB  (%s of the 10 MB goal)\n' "operator peak RSS (VmHWM)" "$(mb "$HWM_CONV")" "$(ratio "$HWM_CONV")"
 	printf '  %-42s %s MB  (%s; %s threads)\n' "RSS at convergence" "$(mb "$RSS_CONV")" "$SPLIT_CONV" "$THREADS_CONV"
+	printf '  %-42s %s\n' "  largest mappings" "$TOP_CONV"
 	printf '  %-42s %s MB  (%s)\n' "RSS before the objects (empty caches)" "$(mb "$RSS_EMPTY")" "$SPLIT_EMPTY"
 	printf '  %-42s %s s\n' "CPU seconds (utime+stime, from start)" "$(ticks_s "$CPU_CONV")"
 	printf '  %-42s %s\n' "API requests by method" "$REQ_C"
