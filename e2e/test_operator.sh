@@ -196,10 +196,19 @@ msg=$(kubectl -n vigil-e2e-bad get platform broken -o 'jsonpath={.status.conditi
 [[ $msg == *vigil-postgres* ]] || fail "Degraded message does not name the Secret: $msg"
 wait_for 10 "a Warning Event" sh -c "kubectl -n vigil-e2e-bad get events \
 	--field-selector involvedObject.name=broken,type=Warning -o name | grep -q ."
-# the children's own rollout (Deployment and pod status) legitimately
-# enqueues the Platform: measure once it has settled
+# the children's own rollout (Deployment and pod status) and the
+# autoscalers' first sync (their status, about 15 s in) legitimately
+# enqueue the Platform: measure once both have settled
 wait_for 60 "broken platform's Deployments Available" kubectl -n vigil-e2e-bad \
 	wait deployment --all --for=condition=Available --timeout=5s
+hpas_synced() {
+	local n s
+	n=$(kubectl -n vigil-e2e-bad get hpa -o name | wc -l)
+	s=$(kubectl -n vigil-e2e-bad get hpa -o \
+		jsonpath='{range .items[*]}{.status.conditions[0].type}{"\n"}{end}' | grep -c .)
+	[ "$n" -gt 0 ] && [ "$s" -eq "$n" ]
+}
+wait_for 60 "broken platform's autoscalers synced once" hpas_synced
 sleep 3
 b0=$(metric "$M" 'controller_runtime_reconcile_total{controller="platform"')
 sleep 10

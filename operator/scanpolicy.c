@@ -323,6 +323,31 @@ out:
 	return ok;
 }
 
+/* 1 when the Job a trigger names exists already: in the cache, or
+ * created by this process and not cached yet. */
+static int run_exists(struct sp *s, const char *trigger, int64_t when,
+		      const char *run_now)
+{
+	char name[64], key[320];
+	json_t *job;
+	int found;
+
+	if (scanpolicy_job_name(s->rc->name, trigger, when, run_now, name,
+				sizeof(name)) != VG_OK)
+		return 0;
+	job = ctl_get_cached(s->rc->m, &vg_kube_jobs, s->rc->ns, name);
+	found = job != NULL;
+	json_decref(job);
+	if (!found) {
+		pthread_once(&pending_once, pending_init);
+		snprintf(key, sizeof(key), "%s/%s", s->rc->ns, name);
+		pthread_mutex_lock(&start_mu);
+		found = vg_strmap_has(&pending, key);
+		pthread_mutex_unlock(&start_mu);
+	}
+	return found;
+}
+
 /* Delete every active run (emergency stop, scope withdrawn, Replace). */
 static int stop_active(struct sp *s, const char *why)
 {
@@ -578,6 +603,16 @@ static int schedule(struct sp *s)
 	}
 	if (!trigger)
 		return VG_OK;
+	/* the run this trigger names was started already, and the status
+	 * that records it is not in the cache yet: it is done, and above
+	 * all it must not replace itself (concurrencyPolicy Replace) */
+	if (run_exists(s, trigger, when, run_now)) {
+		if (strcmp(trigger, "manual") == 0)
+			s->run_now_done = run_now;
+		else
+			s->last_schedule = when;
+		return VG_OK;
+	}
 	if (s->nactive && strcmp(policy, "Forbid") == 0) {
 		/* the due run waits for the active one (its end enqueues us),
 		 * within the starting deadline */
