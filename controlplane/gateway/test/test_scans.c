@@ -663,6 +663,36 @@ static void test_findings_fields(void **state)
 	assert_true(json_equal(one.json, (json_t *)it));
 	h_resp_free(&one);
 	h_resp_free(&r);
+
+	/* edges of the binary timestamp: before 2000 (negative, with a
+	 * fraction) and infinity, which sorts first */
+	snprintf(q, sizeof(q),
+	         "INSERT INTO vigil.findings (tenant_id, run_id, batch_id,"
+	         " host, scanner, severity, fingerprint, title, state,"
+	         " first_seen, last_seen) SELECT tenant_id, run_id, 'b-edge',"
+	         " '10.9.9.9', 'tcp', 'info', 'fp-edge', 'edge', 'accepted',"
+	         " '1999-12-31 23:59:59.5+00', 'infinity' FROM vigil.findings"
+	         " WHERE tenant_id = '%s' LIMIT 1 RETURNING id",
+	         tid);
+	v = h_sql(q);
+	assert_non_null(v);
+	h_expect(200, "GET",
+	         tpath(tid, "/findings?limit=1&severity=info&state=accepted"),
+	         analyst, NULL, &r);
+	it = json_array_get(json_object_get(r.json, "items"), 0);
+	assert_string_equal(vg_json_get_str(it, "id", ""), v);
+	assert_string_equal(vg_json_get_str(it, "first_seen", ""),
+	                    "1999-12-31T23:59:59.5Z");
+	assert_string_equal(vg_json_get_str(it, "last_seen", ""), "infinity");
+	snprintf(p, sizeof(p), "/findings/%s", v);
+	h_expect(200, "PATCH", tpath(tid, p), analyst,
+	         "{\"state\":\"accepted\"}", &one);
+	assert_true(json_equal(one.json, (json_t *)it));
+	h_resp_free(&one);
+	h_resp_free(&r);
+	snprintf(q, sizeof(q), "DELETE FROM vigil.findings WHERE id = '%s'", v);
+	free(h_sql(q));
+	free(v);
 }
 
 static void test_findings_triage(void **state)
