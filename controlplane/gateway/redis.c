@@ -122,15 +122,20 @@ static int connect_one(struct gw_redis *r, redisContext **out,
 	return VG_OK;
 }
 
-static int acquire(struct gw_redis *r, redisContext **out, struct vg_err *err)
+/* `reused`: 1 when the connection was idle in the pool (it may have died
+ * meanwhile), 0 when it was just opened. */
+static int acquire(struct gw_redis *r, redisContext **out, int *reused,
+                   struct vg_err *err)
 {
 	int rc;
 
+	*reused = 0;
 	pthread_mutex_lock(&r->mu);
 	while (r->nidle == 0 && r->open >= r->max)
 		pthread_cond_wait(&r->cond, &r->mu);
 	if (r->nidle > 0) {
 		*out = r->idle[--r->nidle];
+		*reused = 1;
 		pthread_mutex_unlock(&r->mu);
 		return VG_OK;
 	}
@@ -159,6 +164,19 @@ static void release(struct gw_redis *r, redisContext *ctx, int broken)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* A pooled connection failed: Redis went away (a restart, a failover),
+ * so the other idle ones are as dead. */
+static void drop_idle(struct gw_redis *r)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->nidle > 0) {
+		redisFree(r->idle[--r->nidle]);
+		r->open--;
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
 int gw_redis_cmd(struct gw_redis *r, redisReply **out, struct vg_err *err,
                  const char *arg0, ...)
 {
@@ -179,13 +197,22 @@ int gw_redis_cmd(struct gw_redis *r, redisReply **out, struct vg_err *err,
 		argc++;
 	}
 	va_end(ap);
-	if ((rc = acquire(r, &ctx, err)) != VG_OK)
-		return rc;
-	rep = redisCommandArgv(ctx, argc, argv, lens);
-	if (!rep) {
+	/* a connection that died while idle is replaced once by a new one
+	 * (the command may then run twice if only its reply was lost: the
+	 * gateway's commands tolerate that) */
+	for (int attempt = 0;; attempt++) {
+		int reused;
+
+		if ((rc = acquire(r, &ctx, &reused, err)) != VG_OK)
+			return rc;
+		rep = redisCommandArgv(ctx, argc, argv, lens);
+		if (rep)
+			break;
 		rc = vg_err_set(err, VG_IO, "redis %s: %s", arg0, ctx->errstr);
 		release(r, ctx, 1);
-		return rc;
+		if (!reused || attempt > 0)
+			return rc;
+		drop_idle(r);
 	}
 	release(r, ctx, 0);
 	if (rep->type == REDIS_REPLY_ERROR) {
